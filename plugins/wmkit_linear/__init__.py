@@ -1,0 +1,61 @@
+"""The paper's C: a single linear layer on [z, h], squashed by tanh into the action box.
+
+    a = squash(W [z, h] + b)        (3 x 288 + 3 = 867 parameters on CarRacing)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+import wmkit
+from wmkit.protocols import ControllerOptions
+
+
+class LinearControllerOptions(ControllerOptions):
+    squash: Literal["affine", "clip"] = Field(
+        "affine",
+        description=(
+            "How tanh's (-1, 1) reaches the action box: 'affine' rescales it onto [low, high]; "
+            "'clip' clips it to [low, high] (the paper's CarRacing brake)."
+        ),
+    )
+
+
+class LinearController(nn.Module):
+    name = "linear"
+    Options = LinearControllerOptions
+
+    def __init__(self, options: LinearControllerOptions, input_dim: int,
+                 action_low: np.ndarray, action_high: np.ndarray):
+        super().__init__()
+        self.options = options
+        self.linear = nn.Linear(input_dim, len(action_low))
+        self.register_buffer("low", torch.as_tensor(action_low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(action_high, dtype=torch.float32))
+        self.num_params = sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def act(self, features: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(self.linear(features.float()))
+        if self.options.squash == "clip":
+            return torch.maximum(torch.minimum(y, self.high), self.low)
+        return self.low + (y + 1) * 0.5 * (self.high - self.low)
+
+    def get_params(self) -> np.ndarray:
+        return nn.utils.parameters_to_vector(self.parameters()).detach().cpu().double().numpy()
+
+    def set_params(self, params: np.ndarray) -> None:
+        vec = torch.as_tensor(np.asarray(params), dtype=torch.float32)
+        if vec.numel() != self.num_params:
+            raise ValueError(f"expected {self.num_params} parameters, got {vec.numel()}")
+        nn.utils.vector_to_parameters(vec.to(self.linear.weight.device), self.parameters())
+
+
+@wmkit.hookimpl
+def wmkit_register(registry):
+    registry.add_controller(LinearController)

@@ -1,0 +1,135 @@
+"""MDN-RNN, the paper's M: an LSTM whose output parameterises, for every latent dimension,
+a mixture of K Gaussians over that dimension's next value, plus reward and done heads so
+that M can be stepped like an environment (a "dream").
+
+    p(z'_i | z, a, h) = sum_k pi_ik N(z'_i; mu_ik, sigma_ik)     for i = 1..Z
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+import wmkit
+from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch
+
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class MDNRNNOptions(MemoryOptions):
+    hidden: int = Field(256, ge=1, description="LSTM hidden size (256 for CarRacing).")
+    gaussians: int = Field(5, ge=1, description="Mixture components per latent dimension.")
+    reward_weight: float = Field(1.0, ge=0, description="Weight of the reward MSE in the loss.")
+    done_weight: float = Field(1.0, ge=0, description="Weight of the done BCE in the loss.")
+    done_pos_weight: float = Field(
+        1.0, gt=0, description="Extra weight of 'done' examples, which are rare."
+    )
+    grad_clip: float = Field(1.0, gt=0, description="Gradient norm clip.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(100, ge=1, description="Sequences per training step.")
+    epochs: int = Field(20, ge=1, description="Passes over the latent sequences.")
+
+
+def mdn_log_prob(
+    logpi: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """log sum_k pi_k N(x; mu_k, sigma_k) for mixtures on the last axis; x has no K axis."""
+    x = x.unsqueeze(-1)
+    log_normal = -0.5 * ((x - mu) / sigma) ** 2 - sigma.log() - LOG_SQRT_2PI
+    return torch.logsumexp(logpi + log_normal, dim=-1)
+
+
+class MDNRNN(nn.Module):
+    name = "mdn_rnn"
+    Options = MDNRNNOptions
+
+    def __init__(self, options: MDNRNNOptions, latent_dim: int, action_dim: int):
+        super().__init__()
+        self.options = options
+        self.latent_dim, self.action_dim = latent_dim, action_dim
+        self.feature_dim = options.hidden
+        k = options.gaussians
+        self.lstm = nn.LSTM(latent_dim + action_dim, options.hidden, batch_first=True)
+        # Per latent dim and component: a mixture logit, a mean and a log std; then r and done.
+        self.head = nn.Linear(options.hidden, latent_dim * k * 3 + 2)
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        k, z = self.options.gaussians, self.latent_dim
+        mix = out[..., : z * k * 3].reshape(*out.shape[:-1], z, 3 * k)
+        logpi = F.log_softmax(mix[..., :k], dim=-1)
+        mu = mix[..., k : 2 * k]
+        sigma = mix[..., 2 * k :].clamp(-8, 8).exp()
+        return logpi, mu, sigma, out[..., -2], out[..., -1]
+
+    def forward(self, z: torch.Tensor, action: torch.Tensor, state=None):
+        """Whole sequences [B, T, .]: mixture params and reward/done logits per step."""
+        h, state = self.lstm(torch.cat([z, action], dim=-1), state)
+        return self._split(self.head(h)), state
+
+    def initial_state(self, batch_size: int):
+        p = next(self.parameters())
+        zeros = torch.zeros(1, batch_size, self.options.hidden, device=p.device, dtype=p.dtype)
+        return (zeros, zeros.clone())
+
+    def step(self, z: torch.Tensor, action: torch.Tensor, state):
+        (logpi, mu, sigma, reward, done_logit), state = self(
+            z.unsqueeze(1), action.to(z.dtype).unsqueeze(1), state
+        )
+        pred = Prediction(
+            reward=reward[:, 0],
+            done=torch.sigmoid(done_logit[:, 0]),
+            params={"logpi": logpi[:, 0], "mu": mu[:, 0], "sigma": sigma[:, 0]},
+        )
+        return pred, state
+
+    def features(self, state) -> torch.Tensor:
+        return state[0][0]
+
+    def sample(self, prediction: Prediction, temperature: float = 1.0, generator=None):
+        """The paper's temperature: mixture logits divided by tau, std scaled by sqrt(tau)."""
+        logpi, mu, sigma = (prediction.params[k] for k in ("logpi", "mu", "sigma"))
+        probs = F.softmax(logpi / temperature, dim=-1)
+        flat = probs.reshape(-1, probs.shape[-1])
+        pick = torch.multinomial(flat, 1, generator=generator).view(*probs.shape[:-1], 1)
+        mu_k = mu.gather(-1, pick).squeeze(-1)
+        sigma_k = sigma.gather(-1, pick).squeeze(-1)
+        eps = torch.randn(mu_k.shape, generator=generator, device=mu_k.device, dtype=mu_k.dtype)
+        return mu_k + sigma_k * math.sqrt(temperature) * eps
+
+    def loss(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
+        (logpi, mu, sigma, reward, done_logit), _ = self(batch.z[:, :-1], batch.action[:, :-1])
+        nll = -mdn_log_prob(logpi, mu, sigma, batch.z[:, 1:]).mean()
+        reward_loss = F.mse_loss(reward, batch.reward[:, :-1])
+        pos_weight = torch.tensor(self.options.done_pos_weight, device=done_logit.device)
+        done_loss = F.binary_cross_entropy_with_logits(
+            done_logit, batch.done[:, :-1], pos_weight=pos_weight
+        )
+        total = nll + self.options.reward_weight * reward_loss + self.options.done_weight * done_loss
+        return {"loss": total, "mdn_nll": nll, "reward_mse": reward_loss, "done_bce": done_loss}
+
+    def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
+        totals: dict[str, float] = {}
+        n = 0
+        for batch in batches:
+            losses = self.loss(batch)
+            self._optimizer.zero_grad()
+            losses["loss"].backward()
+            nn.utils.clip_grad_norm_(self.parameters(), self.options.grad_clip)
+            self._optimizer.step()
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            n += 1
+        return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+@wmkit.hookimpl
+def wmkit_register(registry):
+    registry.add_memory(MDNRNN)

@@ -1,0 +1,101 @@
+"""ConvVAE, the paper's V: four stride-2 convolutions down to z, four transposed back up.
+
+Frames [B, 3, 64, 64] in [0, 1]. Loss = squared error summed over pixels + KL divergence,
+where the KL term is floored at ``kl_tolerance * z_dim`` (the "free bits" of the paper's
+code): below that floor V is not pushed to make the posterior any closer to the prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+import wmkit
+from wmkit.errors import WmkitError
+from wmkit.protocols import VisionOptions
+
+
+class ConvVAEOptions(VisionOptions):
+    z_dim: int = Field(32, ge=1, description="Size of the latent z (32 in the CarRacing paper).")
+    kl_tolerance: float = Field(
+        0.5, ge=0, description="KL floor per latent dimension (free bits); 0 disables it."
+    )
+    learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(100, ge=1, description="Frames per training step.")
+
+
+class ConvVAE(nn.Module):
+    name = "conv_vae"
+    Options = ConvVAEOptions
+
+    def __init__(self, options: ConvVAEOptions, frame_shape: tuple[int, int, int]):
+        super().__init__()
+        if tuple(frame_shape) != (3, 64, 64):
+            raise WmkitError(
+                f"vision: conv_vae expects 64x64 RGB frames, got {frame_shape}; set env.frame_size: 64"
+            )
+        self.options = options
+        self.latent_dim = z = options.z_dim
+        # 64 -> 31 -> 14 -> 6 -> 2, so the encoder ends in 256 x 2 x 2 = 1024 features.
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, 32, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 128, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(128, 256, 4, stride=2), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.fc_mu = nn.Linear(1024, z)
+        self.fc_logvar = nn.Linear(1024, z)
+        # 1 -> 5 -> 13 -> 30 -> 64, from a 1024-channel 1x1 "image".
+        self.fc_decode = nn.Linear(z, 1024)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(1024, 128, 5, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(128, 64, 5, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 6, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid(),
+        )
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(frames)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.fc_decode(z).view(-1, 1024, 1, 1))
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps keeps the sample differentiable in mu and sigma."""
+        return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+
+    def loss(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        mu, logvar = self.encode(frames)
+        recon = self.decode(self.reparameterize(mu, logvar))
+        recon_loss = F.mse_loss(recon, frames, reduction="none").sum(dim=(1, 2, 3)).mean()
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+        kl = kl.clamp(min=self.options.kl_tolerance * self.latent_dim).mean()
+        return {"loss": recon_loss + kl, "recon": recon_loss, "kl": kl}
+
+    def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
+        totals: dict[str, float] = {}
+        n = 0
+        for frames in batches:
+            losses = self.loss(frames)
+            self._optimizer.zero_grad()
+            losses["loss"].backward()
+            self._optimizer.step()
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            n += 1
+        return {k: v / max(n, 1) for k, v in totals.items()}
+
+
+@wmkit.hookimpl
+def wmkit_register(registry):
+    registry.add_vision(ConvVAE)

@@ -1,0 +1,26 @@
+"""The ``wmkit`` command: sub-commands live one per file and are composed here."""
+
+from __future__ import annotations
+
+import typer
+
+from wmkit.cli import eval as eval_cmd
+from wmkit.cli import plugins as plugins_cmd
+from wmkit.cli import run as run_cmd
+from wmkit.cli import validate as validate_cmd
+
+app = typer.Typer(
+    name="wmkit",
+    help="World models you can take apart: collect, train V, M and C, dream, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("run")(run_cmd.run)
+app.command("eval")(eval_cmd.eval_)
+app.command("validate")(validate_cmd.validate)
+app.command("plugins")(plugins_cmd.plugins)
+
+
+def main() -> None:
+    app()

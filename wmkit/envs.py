@@ -1,0 +1,86 @@
+"""Environments: gymnasium ids (or a plugin's) with frames cropped and resized for V."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium
+import numpy as np
+from gymnasium.spaces import Box
+from PIL import Image
+
+from wmkit.errors import WmkitError
+from wmkit.recipe import EnvConfig
+from wmkit.registry import Registry
+
+
+def preprocess_frame(frame: np.ndarray, crop: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """Crop (top, bottom, left, right) then resize to [size, size, 3] uint8, bilinear."""
+    top, bottom, left, right = crop
+    h, w = frame.shape[:2]
+    frame = frame[top : h - bottom, left : w - right]
+    if frame.shape[0] != size or frame.shape[1] != size:
+        frame = np.asarray(Image.fromarray(frame).resize((size, size), Image.BILINEAR))
+    return frame
+
+
+class FrameWrapper(gymnasium.ObservationWrapper):
+    """Observations become the model's frames; the full-size frame stays in ``raw_frame``."""
+
+    def __init__(self, env: gymnasium.Env, crop: tuple[int, int, int, int], size: int):
+        super().__init__(env)
+        self.crop, self.size = crop, size
+        self.raw_frame: np.ndarray | None = None
+        self.observation_space = Box(0, 255, (size, size, 3), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        self.raw_frame = observation
+        return preprocess_frame(observation, self.crop, self.size)
+
+
+@dataclass
+class EnvSpec:
+    """What the components need to know about an environment to be built."""
+
+    frame_shape: tuple[int, int, int]
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.action_low.shape[0])
+
+
+def make_env(config: EnvConfig, registry: Registry | None = None) -> FrameWrapper:
+    """Build the recipe's environment, registering a plugin's id with gymnasium on first use."""
+    if registry is not None and config.id in registry.envs and config.id not in gymnasium.registry:
+        entry = registry.envs[config.id]
+        gymnasium.register(
+            id=entry.id,
+            entry_point=entry.entry_point,
+            max_episode_steps=entry.max_episode_steps,
+            kwargs=entry.kwargs,
+        )
+    kwargs = dict(config.kwargs)
+    if config.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = config.max_episode_steps
+    try:
+        env = gymnasium.make(config.id, **kwargs)
+    except gymnasium.error.Error as exc:
+        raise WmkitError(f"env.id: cannot make {config.id!r}: {exc}") from None
+    if not isinstance(env.action_space, Box):
+        raise WmkitError(
+            f"env.id: {config.id!r} has a {type(env.action_space).__name__} action space; "
+            "only continuous (Box) actions are supported so far"
+        )
+    return FrameWrapper(env, config.crop, config.frame_size)
+
+
+def env_spec(env: FrameWrapper) -> EnvSpec:
+    space = env.action_space
+    size = env.size
+    return EnvSpec(
+        (3, size, size),
+        np.asarray(space.low, dtype=np.float32),
+        np.asarray(space.high, dtype=np.float32),
+    )

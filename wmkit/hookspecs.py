@@ -1,0 +1,22 @@
+"""Every extension point of wmkit. Grep for ``wmkit_`` to find them all."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from wmkit.registry import Registry
+
+hookspec = pluggy.HookspecMarker("wmkit")
+hookimpl = pluggy.HookimplMarker("wmkit")
+
+
+@hookspec
+def wmkit_register(registry: Registry) -> None:
+    """Add components (vision, memory, controller, optimizer) and environments to ``registry``.
+
+    Called once per plugin when the registry is built. Every implementation is called;
+    return values are ignored. Adding a name that is already taken is an error.
+    """

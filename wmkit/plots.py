@@ -1,0 +1,71 @@
+"""The PNGs of a run: loss curves, CMA-ES fitness, and real-vs-decoded frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from wmkit.fileio import atomic_write_bytes  # noqa: E402
+
+
+def _save(fig: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_curves(
+    rows: list[dict[str, Any]], keys: list[str], path: Path, title: str, xlabel: str = "epoch"
+) -> None:
+    """One line per metric key against ``step``."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, label=key)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_fitness(rows: list[dict[str, Any]], path: Path, title: str = "CMA-ES fitness") -> None:
+    """Best, mean and worst return per generation, with the best-so-far line."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    gens = [r["step"] for r in rows]
+    for key, style in (("best", "-"), ("mean", "-"), ("worst", ":")):
+        ax.plot(gens, [r[key] for r in rows], style, label=key)
+    ax.plot(gens, np.maximum.accumulate([r["best"] for r in rows]), "k--", label="best so far")
+    ax.set_title(title)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("return")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def image_grid(rows: list[np.ndarray], labels: list[str], path: Path, title: str) -> None:
+    """Rows of uint8 frames [N, H, W, C], one labelled row each (e.g. real vs decoded)."""
+    n = len(rows[0])
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.2, len(rows) * 1.3), squeeze=False)
+    for r, (frames, label) in enumerate(zip(rows, labels)):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(frames[c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label)
+    fig.suptitle(title)
+    _save(fig, path)

@@ -1,0 +1,106 @@
+"""Plugin discovery: entry points in the ``wmkit`` group, loaded into a pluggy manager.
+
+Set ``WMKIT_DISABLE_PLUGIN_AUTOLOAD=1`` to load only the plugins that ship with wmkit.
+A plugin that fails to import or register is reported by name and skipped, so one broken
+package never takes the others down.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+
+import pluggy
+
+from wmkit import hookspecs
+from wmkit.registry import Registry
+
+ENTRY_POINT_GROUP = "wmkit"
+DISABLE_AUTOLOAD_ENV = "WMKIT_DISABLE_PLUGIN_AUTOLOAD"
+
+
+@dataclass
+class PluginInfo:
+    """Where a plugin came from, for ``wmkit plugins``."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    error: str | None = None
+
+
+@dataclass
+class Plugins:
+    """The loaded plugin manager, the registry it filled, and what was found."""
+
+    manager: pluggy.PluginManager
+    registry: Registry
+    infos: list[PluginInfo]
+
+
+def _is_builtin(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == "wmkit"
+
+
+def load_plugins(extra: list[object] | None = None) -> Plugins:
+    """Load every entry-point plugin (plus ``extra`` plugin objects) and fill a registry."""
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    if os.environ.get("WMKIT_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(print)
+        pm.enable_tracing()
+    autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
+    infos: list[PluginInfo] = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if not autoload and not _is_builtin(ep):
+            continue
+        dist = ep.dist.name if ep.dist else "?"
+        version = ep.dist.version if ep.dist else "?"
+        info = PluginInfo(ep.name, ep.value, dist, version)
+        infos.append(info)
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken third-party plugin must not stop the others
+            info.error = f"plugin {ep.name!r} (entry point {ep.value!r}): {exc!r}"
+    for i, plugin in enumerate(extra or []):
+        name = getattr(plugin, "__name__", f"extra-{i}")
+        pm.register(plugin, name=name)
+        infos.append(PluginInfo(name, name, "(in-process)", "", None))
+    pm.check_pending()
+    registry = Registry()
+    for impl in pm.hook.wmkit_register.get_hookimpls():
+        registry.current_plugin = impl.plugin_name
+        info = next((i for i in infos if i.name == impl.plugin_name), None)
+        try:
+            impl.function(registry=registry)
+        except Exception as exc:
+            if info is None:
+                raise
+            info.error = f"plugin {impl.plugin_name!r} (entry point {info.module!r}): {exc!r}"
+    registry.current_plugin = ""
+    return Plugins(pm, registry, infos)
+
+
+@lru_cache(maxsize=1)
+def _cached() -> Plugins:
+    return load_plugins()
+
+
+def get_plugins() -> Plugins:
+    """The process-wide plugins, loaded once."""
+    return _cached()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded once."""
+    return _cached().registry
+
+
+def reset_plugins() -> None:
+    """Forget the cached plugins (tests install plugins and reload)."""
+    _cached.cache_clear()

@@ -1,0 +1,212 @@
+"""The four roles of a world-model agent, in one place so the architecture reads at a glance.
+
+V (``Vision``) compresses a frame to a latent ``z``; M (``Memory``) predicts the next ``z``
+(plus reward and done) from ``z``, the action and its own state; C (``Controller``) maps the
+features ``[z, h]`` to an action; an ``Optimizer`` searches C's flat parameter vector.
+
+A component is a class with a ``name`` (what a recipe selects it by) and an ``Options``
+pydantic model (what the recipe block is validated against). Options subclass the role's
+base options below, which carry the fields the pipeline itself needs (epochs, population...).
+Constructors are keyword-free and fixed per role, so the pipeline can build any component:
+
+* ``Vision(options, frame_shape)``           frame_shape = (channels, height, width)
+* ``Memory(options, latent_dim, action_dim)``
+* ``Controller(options, input_dim, action_low, action_high)``
+* ``Optimizer(options, x0, seed)``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Options(BaseModel):
+    """Base of every options model: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainOptions(Options):
+    """Fields the pipeline reads to drive a learned component's training loop."""
+
+    epochs: int = Field(10, ge=1, description="Passes over the training data.")
+    batch_size: int = Field(100, ge=1, description="Examples (frames or sequences) per step.")
+    learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate.")
+
+
+class VisionOptions(TrainOptions):
+    """Base options for a Vision component."""
+
+
+class MemoryOptions(TrainOptions):
+    """Base options for a Memory component."""
+
+    seq_len: int = Field(
+        100, ge=2, description="Length of the latent sequences the memory is trained on."
+    )
+
+
+class ControllerOptions(Options):
+    """Base options for a Controller component."""
+
+
+class OptimizerOptions(Options):
+    """Base options for an Optimizer: how candidate controllers are scored."""
+
+    generations: int = Field(100, ge=1, description="Generations (ask/tell rounds) to run.")
+    population: int = Field(64, ge=2, description="Candidates asked for per generation.")
+    rollouts_per_candidate: int = Field(
+        16, ge=1, description="Episodes averaged into one candidate's fitness."
+    )
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Step cap of a fitness episode; null uses the environment's own limit.",
+    )
+    train_in: Literal["real"] = Field(
+        "real", description="Where fitness episodes run: 'real' is the actual environment."
+    )
+
+
+@dataclass
+class Prediction:
+    """What a Memory predicts for the next step, for a batch of B agents.
+
+    ``reward`` and ``done`` (a probability) are what a dream needs to be stepped like an
+    environment; ``params`` holds the next-latent distribution in the component's own terms
+    (an MDN's ``logpi``, ``mu``, ``sigma``), which only that component's ``sample`` reads.
+    """
+
+    reward: torch.Tensor
+    done: torch.Tensor
+    params: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class SequenceBatch:
+    """Latent sequences for training a Memory: B sequences of T steps.
+
+    ``z`` [B, T, Z] holds the latents, ``action`` [B, T, A] the action taken at each step,
+    ``reward`` [B, T] and ``done`` [B, T] what the environment answered to that action.
+    The target of step t is ``z[:, t + 1]``, so the last step has no latent target.
+    """
+
+    z: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    done: torch.Tensor
+
+
+@runtime_checkable
+class Vision(Protocol):
+    """V: frames in [0, 1] of shape [B, C, H, W] to and from a latent distribution."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[VisionOptions]]
+    latent_dim: int
+
+    def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the latent mean and log-variance, each [B, latent_dim]."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Return frames in [0, 1], [B, C, H, W], for latents [B, latent_dim]."""
+
+    def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
+        """Train on one pass of frame batches; return the mean of each loss term."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class Memory(Protocol):
+    """M: a recurrent model of p(z_{t+1}, r_t, done_t | z_t, a_t, state_t)."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[MemoryOptions]]
+    feature_dim: int
+
+    def initial_state(self, batch_size: int) -> Any:
+        """The recurrent state before the first step, for ``batch_size`` agents."""
+
+    def step(
+        self, z: torch.Tensor, action: torch.Tensor, state: Any
+    ) -> tuple[Prediction, Any]:
+        """Advance one batched time step; return the prediction and the new state."""
+
+    def features(self, state: Any) -> torch.Tensor:
+        """What the controller sees of the state (``h`` in the paper), [B, feature_dim]."""
+
+    def sample(
+        self, prediction: Prediction, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Draw the next latent [B, Z]; higher temperature means a more uncertain dream."""
+
+    def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
+        """Train on one pass of sequence batches; return the mean of each loss term."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """C: features [B, F] to actions [B, A] inside the action bounds."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[ControllerOptions]]
+    num_params: int
+
+    def act(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    def get_params(self) -> np.ndarray:
+        """All parameters as one flat float64 vector (what the optimizer searches)."""
+
+    def set_params(self, params: np.ndarray) -> None: ...
+
+
+@runtime_checkable
+class Optimizer(Protocol):
+    """A black-box maximiser with the ask/tell interface of the ``cma`` package.
+
+    Unlike ``cma`` (which minimises), ``tell`` takes returns: higher is better.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[OptimizerOptions]]
+
+    def ask(self) -> list[np.ndarray]: ...
+
+    def tell(self, solutions: list[np.ndarray], returns: list[float]) -> None: ...
+
+    def stop(self) -> bool: ...
+
+    def result(self) -> tuple[np.ndarray, float]:
+        """The best parameters seen so far and their return."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue the search, as plain arrays (no pickle)."""
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+
+ROLES: dict[str, type] = {
+    "vision": Vision,
+    "memory": Memory,
+    "controller": Controller,
+    "optimizer": Optimizer,
+}
+ROLE_OPTIONS: dict[str, type[Options]] = {
+    "vision": VisionOptions,
+    "memory": MemoryOptions,
+    "controller": ControllerOptions,
+    "optimizer": OptimizerOptions,
+}

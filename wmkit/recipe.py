@@ -1,0 +1,261 @@
+"""Recipes: YAML files validated by pydantic, one model per block.
+
+``env``, ``collect`` and ``eval`` are core blocks. ``vision``, ``memory``, ``controller`` and
+``optimizer`` name a component and are validated by that component's own ``Options`` model,
+so a plugin's fields get the same checking and error messages as ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wmkit.errors import UnknownComponentError, WmkitError
+from wmkit.protocols import Options
+from wmkit.registry import Registry
+
+DEFAULT_COMPONENTS = {
+    "vision": "conv_vae",
+    "memory": "mdn_rnn",
+    "controller": "linear",
+    "optimizer": "cmaes",
+}
+
+
+class EnvConfig(Options):
+    """Which environment, and how its frames become the model's input."""
+
+    id: str = Field("CarRacing-v3", description="Gymnasium environment id (or a plugin's).")
+    frame_size: int = Field(64, ge=8, description="Frames are resized to this square size.")
+    crop: tuple[int, int, int, int] = Field(
+        (0, 0, 0, 0),
+        description="Pixels cut from the top, bottom, left and right before resizing.",
+    )
+    max_episode_steps: int | None = Field(
+        None, ge=1, description="Episode step cap; null keeps the environment's own."
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword arguments for gymnasium.make."
+    )
+
+
+class CollectConfig(Options):
+    """Random-policy rollouts that V and M are trained on."""
+
+    episodes: int = Field(10_000, ge=1, description="Number of rollouts to collect.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Step cap per rollout; null uses the environment's limit."
+    )
+    policy: Literal["uniform", "brownian", "controller"] = Field(
+        "controller",
+        description=(
+            "uniform: independent random actions; brownian: actions that drift as "
+            "Brownian motion; controller: a freshly initialised V, M and C (paper code)."
+        ),
+    )
+    brownian_dt: float = Field(
+        1 / 50, gt=0, description="Time step of the Brownian policy (noise scale sqrt(dt))."
+    )
+    frame_skip_start: int = Field(
+        0, ge=0, description="Leading frames of each rollout not stored (e.g. a zoom-in)."
+    )
+
+
+class EvalConfig(Options):
+    """The final score: the trained agent over many real episodes."""
+
+    episodes: int = Field(100, ge=1, description="Real-environment episodes to average.")
+    seed: int = Field(
+        1_000_000, ge=0, description="Seed of the first episode; episode i uses seed + i."
+    )
+    max_steps: int | None = Field(
+        None, ge=1, description="Step cap per episode; null uses the environment's limit."
+    )
+
+
+class ComponentBlock(BaseModel):
+    """A resolved component choice: its registered name and its validated options."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    options: Options
+
+
+class Recipe(Options):
+    """A whole experiment: environment, data, the four components and the evaluation."""
+
+    name: str = Field("run", description="Name of the run; the default run directory.")
+    seed: int = Field(0, ge=0, description="Master seed; every random stream derives from it.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where V and M train: auto picks CUDA when present."
+    )
+    workers: int | None = Field(
+        None, ge=0, description="Rollout worker processes; null uses every core, 0 runs inline."
+    )
+    env: EnvConfig = Field(default_factory=EnvConfig, description="The environment.")
+    collect: CollectConfig = Field(default_factory=CollectConfig, description="Data collection.")
+    vision: ComponentBlock = Field(description="V: the frame encoder.")
+    memory: ComponentBlock = Field(description="M: the predictive recurrent model.")
+    controller: ComponentBlock = Field(description="C: the policy on [z, h].")
+    optimizer: ComponentBlock = Field(description="Searches C's parameters.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Final evaluation.")
+
+    def num_workers(self) -> int:
+        return os.cpu_count() or 1 if self.workers is None else self.workers
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with every default filled in, as written to a run directory."""
+        data = self.model_dump(mode="json", exclude=set(DEFAULT_COMPONENTS))
+        for role in DEFAULT_COMPONENTS:
+            block: ComponentBlock = getattr(self, role)
+            data[role] = {"name": block.name, **block.options.model_dump(mode="json")}
+        return data
+
+    def digest(self) -> str:
+        """A stable hash of the resolved recipe: a run directory belongs to one recipe."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RecipeError(WmkitError):
+    """One or more problems in a recipe, each as 'file: dotted.path: message (got value)'."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str, Any]]):
+        self.source, self.problems = source, problems
+        lines = []
+        for path, message, value in problems:
+            where = f"{source}: {path}" if path else source
+            got = "" if value is _MISSING else f" (got {value!r})"
+            lines.append(f"{where}: {message}{got}")
+        super().__init__("\n".join(lines))
+
+
+_MISSING = object()
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[tuple[str, str, Any]]:
+    out = []
+    for err in exc.errors():
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        value = err.get("input", _MISSING) if err["type"] != "missing" else _MISSING
+        if isinstance(value, dict):
+            value = _MISSING  # a whole block is noise; the path says where
+        out.append((_dotted(prefix + tuple(err["loc"])), message, value))
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> None:
+    """Apply ``a.b.c=value`` overrides in place; values are parsed as YAML scalars."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise RecipeError("--set", [("", f"expected KEY=VALUE, got {item!r}", _MISSING)])
+        parts = key.split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if isinstance(child, str) and part in DEFAULT_COMPONENTS:
+                child = node[part] = {"name": child}
+            if not isinstance(child, dict):
+                raise RecipeError(
+                    source, [(".".join(parts[: i + 1]), "is not a block; cannot set a key in it", child)]
+                )
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a recipe file safely (no Python tags), with a one-line error on any problem."""
+    if not path.is_file():
+        raise WmkitError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise WmkitError(f"{path}: invalid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WmkitError(f"{path}: cannot read recipe: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise WmkitError(f"{path}: a recipe must be a mapping of blocks, got {type(data).__name__}")
+    return data
+
+
+def resolve_recipe(
+    data: dict[str, Any], registry: Registry, source: str = "<recipe>"
+) -> Recipe:
+    """Validate plain data into a Recipe, collecting every problem before raising."""
+    data = dict(data)
+    problems: list[tuple[str, str, Any]] = []
+    blocks: dict[str, ComponentBlock] = {}
+    for role, default in DEFAULT_COMPONENTS.items():
+        raw = data.pop(role, {})
+        if isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, dict):
+            problems.append((role, "must be a block of options", raw))
+            continue
+        raw = dict(raw)
+        name = raw.pop("name", default)
+        try:
+            cls = registry.get(role, name)
+        except UnknownComponentError as exc:
+            problems.append((f"{role}.name", str(exc), _MISSING))
+            continue
+        try:
+            blocks[role] = ComponentBlock(name=name, options=cls.Options.model_validate(raw))
+        except ValidationError as exc:
+            problems.extend(_problems(exc, (role,)))
+    # Missing or broken component blocks get a placeholder, so that the core blocks are
+    # still checked and every problem is reported in one go.
+    filled = {role: blocks.get(role, _placeholder()) for role in DEFAULT_COMPONENTS}
+    try:
+        recipe = Recipe.model_validate({**data, **filled})
+    except ValidationError as exc:
+        problems.extend(_problems(exc))
+    if problems:
+        raise RecipeError(source, problems)
+    env_ids = _known_env_ids(registry)
+    if recipe.env.id not in env_ids:
+        close = sorted(i for i in env_ids if recipe.env.id.split("-")[0].lower() in i.lower())
+        hint = f"; did you mean one of: {', '.join(close[:5])}" if close else ""
+        raise RecipeError(source, [("env.id", f"unknown environment{hint}", recipe.env.id)])
+    return recipe
+
+
+def _placeholder() -> ComponentBlock:
+    return ComponentBlock(name="-", options=Options())
+
+
+def _known_env_ids(registry: Registry) -> set[str]:
+    import gymnasium
+
+    return set(gymnasium.registry) | set(registry.envs)
+
+
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, registry: Registry | None = None
+) -> Recipe:
+    """Read, override and validate a recipe file; the run name defaults to the file's stem."""
+    from wmkit.plugins import get_registry
+
+    path = Path(path)
+    data = read_yaml(path)
+    data.setdefault("name", path.stem)
+    apply_overrides(data, overrides or [], str(path))
+    return resolve_recipe(data, registry or get_registry(), str(path))

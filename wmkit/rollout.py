@@ -1,0 +1,74 @@
+"""Running one episode of a policy in a real environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wmkit.envs import FrameWrapper
+from wmkit.policies import Policy
+
+
+@dataclass
+class Episode:
+    """An episode; ``frames[t]`` is what the agent saw before taking ``action[t]``."""
+
+    frames: np.ndarray | None
+    action: np.ndarray
+    reward: np.ndarray
+    done: np.ndarray
+    total_return: float
+    steps: int
+    raw_frames: list[np.ndarray] | None = None
+
+    def arrays(self, skip: int = 0) -> dict[str, np.ndarray]:
+        """The arrays a shard stores, without the first ``skip`` steps."""
+        assert self.frames is not None
+        return {
+            "frames": self.frames[skip:],
+            "action": self.action[skip:],
+            "reward": self.reward[skip:],
+            "done": self.done[skip:],
+        }
+
+
+def run_episode(
+    env: FrameWrapper,
+    policy: Policy,
+    seed: int,
+    max_steps: int | None = None,
+    record: bool = True,
+    record_raw: bool = False,
+) -> Episode:
+    """Play one episode; ``record`` keeps the model frames, ``record_raw`` the full ones."""
+    frame, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    policy.reset()
+    frames, raws, actions, rewards, dones = [], [], [], [], []
+    total, steps = 0.0, 0
+    while max_steps is None or steps < max_steps:
+        action = policy.act(frame)
+        if record:
+            frames.append(frame)
+        if record_raw:
+            raws.append(env.raw_frame)
+        frame, reward, terminated, truncated, _ = env.step(action)
+        actions.append(action)
+        rewards.append(reward)
+        dones.append(terminated)
+        total += float(reward)
+        steps += 1
+        if terminated or truncated:
+            break
+    if record_raw:
+        raws.append(env.raw_frame)
+    return Episode(
+        np.stack(frames) if record else None,
+        np.asarray(actions, dtype=np.float32),
+        np.asarray(rewards, dtype=np.float32),
+        np.asarray(dones, dtype=bool),
+        total,
+        steps,
+        raws if record_raw else None,
+    )

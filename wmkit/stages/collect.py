@@ -1,0 +1,68 @@
+"""Stage 1: random-policy rollouts, written as shards by the workers that play them."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from wmkit.agent import Agent
+from wmkit.components import build_controller, build_memory, build_vision
+from wmkit.policies import AgentPolicy, BrownianPolicy, Policy, UniformPolicy
+from wmkit.rollout import run_episode
+from wmkit.seeding import derive_seed
+from wmkit.stages.base import StageContext
+from wmkit.store import RolloutStore, ShardInfo
+from wmkit.worker import WorkerContext, context
+
+
+def random_policy(ctx: WorkerContext, seed: int) -> Policy:
+    """The recipe's collection policy for one episode, seeded by that episode."""
+    cfg = ctx.recipe.collect
+    spec = ctx.spec()
+    if cfg.policy == "uniform":
+        return UniformPolicy(spec.action_low, spec.action_high, seed)
+    if cfg.policy == "brownian":
+        return BrownianPolicy(spec.action_low, spec.action_high, seed, cfg.brownian_dt)
+    # As in the paper's code: an untrained V, M and C, with a fresh random controller.
+    torch.manual_seed(seed)
+    vision = build_vision(ctx.recipe, ctx.registry, spec)
+    memory = build_memory(ctx.recipe, ctx.registry, vision.latent_dim, spec)
+    controller = build_controller(
+        ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, spec
+    )
+    rng = np.random.default_rng(seed)
+    controller.set_params(rng.standard_normal(controller.num_params) * 0.1)
+    for m in (vision, memory):
+        m.eval()
+    return AgentPolicy(Agent(vision, memory, controller))
+
+
+def collect_one(task: tuple[int, int]) -> ShardInfo:
+    """Worker task: play episode ``index`` with ``seed`` and write its shard."""
+    index, seed = task
+    ctx = context()
+    cfg = ctx.recipe.collect
+    episode = run_episode(ctx.env(), random_policy(ctx, seed), seed, cfg.max_steps)
+    return RolloutStore(ctx.run.rollouts).write_episode(
+        index, episode.arrays(skip=cfg.frame_skip_start)
+    )
+
+
+def collect(ctx: StageContext) -> dict:
+    """Collect ``collect.episodes`` rollouts; episodes already in the manifest are kept."""
+    started = time.time()
+    store = RolloutStore(ctx.run.rollouts)
+    n = ctx.recipe.collect.episodes
+    todo = [(i, derive_seed(ctx.recipe.seed, "collect", i)) for i in range(n) if not store.has(i)]
+    task = ctx.progress.add_task("collect", total=n, completed=n - len(todo), info="")
+    if todo:
+        executor = ctx.executor()
+        try:
+            for _, info in executor.map(collect_one, todo):
+                store.add(info)
+                ctx.progress.update(task, advance=1, info=f"{store.total_steps()} frames")
+        finally:
+            executor.close()
+    return {"episodes": len(store), "frames": store.total_steps(), "seconds": time.time() - started}

@@ -1,0 +1,77 @@
+"""Stage 6 (and ``wmkit eval``): the agent's return over many real episodes."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wmkit.policies import AgentPolicy
+from wmkit.rollout import run_episode
+from wmkit.stages.base import StageContext
+from wmkit.stages.collect import random_policy
+from wmkit.worker import context
+
+
+@dataclass
+class EvalResult:
+    """Returns of every episode with their seeds, and the summary a paper would report."""
+
+    policy: str
+    episodes: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    returns: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def eval_episode(task: tuple[str, int, int | None, bool]) -> tuple[float, int, list | None]:
+    """Worker task: one real episode of the trained agent (or the random policy)."""
+    policy_kind, seed, max_steps, record = task
+    ctx = context()
+    policy = AgentPolicy(ctx.agent()) if policy_kind == "controller" else random_policy(ctx, seed)
+    ep = run_episode(ctx.env(), policy, seed, max_steps, record=False, record_raw=record)
+    return ep.total_return, ep.steps, ep.raw_frames
+
+
+def evaluate(
+    ctx: StageContext, policy: str = "controller", episodes: int | None = None,
+    seed: int | None = None, video_dir: Path | None = None,
+) -> EvalResult:
+    cfg = ctx.recipe.eval
+    episodes = cfg.episodes if episodes is None else episodes
+    first = cfg.seed if seed is None else seed
+    seeds = [first + i for i in range(episodes)]
+    returns = np.zeros(episodes)
+    steps = np.zeros(episodes, dtype=int)
+    task = ctx.progress.add_task(f"eval {policy}", total=episodes, info="")
+    executor = ctx.executor(min(ctx.recipe.num_workers(), episodes))
+    try:
+        tasks = [(policy, s, cfg.max_steps, False) for s in seeds]
+        for i, (ret, n, _) in executor.map(eval_episode, tasks):
+            returns[i], steps[i] = ret, n
+            ctx.progress.update(task, advance=1, info=f"last {ret:.1f}")
+        if video_dir is not None:
+            # Episodes are deterministic given their seed: replay best and worst to film them.
+            from wmkit.video import write_video
+
+            picks = {"best": int(returns.argmax()), "worst": int(returns.argmin())}
+            replay = [(policy, seeds[i], cfg.max_steps, True) for i in picks.values()]
+            for (label, i), (_, (ret, _, frames)) in zip(picks.items(), executor.map(eval_episode, replay)):
+                write_video(frames, video_dir / f"{policy}_{label}_seed{seeds[i]}.mp4")
+    finally:
+        executor.close()
+    return EvalResult(
+        policy, episodes, float(returns.mean()),
+        float(statistics.pstdev(returns.tolist())) if episodes > 1 else 0.0,
+        float(returns.min()), float(returns.max()),
+        [round(float(r), 3) for r in returns], seeds, steps.tolist(),
+    )

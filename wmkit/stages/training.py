@@ -1,0 +1,63 @@
+"""The epoch loop shared by V and M: resumable, logged, checkpointed after every epoch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+
+from wmkit import checkpoint
+from wmkit.components import load_component, save_component
+from wmkit.metrics import MetricsLogger, read_metrics
+from wmkit.plots import plot_curves
+from wmkit.seeding import derive_seed
+from wmkit.stages.base import StageContext
+
+
+def _counted(batches: Iterable[Any], progress: Any, task: Any) -> Iterator[Any]:
+    for batch in batches:
+        yield batch
+        progress.advance(task)
+
+
+def train_epochs(
+    ctx: StageContext,
+    role: str,
+    component: Any,
+    make_batches: Callable[[int], Iterable[Any]],
+    batches_per_epoch: int,
+) -> list[dict[str, Any]]:
+    """Run ``options.epochs`` epochs of ``component.fit_epoch``, resuming after the last
+    checkpointed epoch. Returns the metric rows."""
+    options = getattr(ctx.recipe, role).options
+    stem = ctx.run.checkpoints / role
+    start = 0
+    if checkpoint.exists(stem):
+        start = int(load_component(stem, component, role).get("epoch", 0))
+    logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, f"fit_{role}", keep_until=start - 1)
+    task = ctx.progress.add_task(
+        f"fit {role}", total=options.epochs * batches_per_epoch,
+        completed=start * batches_per_epoch, info="",
+    )
+    for epoch in range(start, options.epochs):
+        torch.manual_seed(derive_seed(ctx.recipe.seed, f"{role}-epoch", epoch))
+        t0 = time.time()
+        if isinstance(component, torch.nn.Module):
+            component.train()
+        losses = component.fit_epoch(_counted(make_batches(epoch), ctx.progress, task))
+        # An epoch may yield a few more or fewer batches than estimated; keep the bar honest.
+        ctx.progress.update(task, completed=(epoch + 1) * batches_per_epoch)
+        logger.log(epoch, **losses, seconds=round(time.time() - t0, 3))
+        save_component(stem, component, ctx.recipe, role, epoch=epoch + 1)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+        ctx.progress.update(task, info=f"epoch {epoch + 1}/{options.epochs} {shown}")
+    logger.close()
+    rows = read_metrics(logger.path)
+    if rows:
+        keys = [k for k in rows[-1] if k not in ("step", "seconds")]
+        plot_curves(rows, keys, ctx.run.plots / f"{role}_loss.png", f"{role} training loss")
+    if isinstance(component, torch.nn.Module):
+        component.eval()
+    return rows

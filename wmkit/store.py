@@ -1,0 +1,166 @@
+"""Episodes on disk: one compressed ``.npz`` shard per episode plus a ``manifest.json``.
+
+Shards are written by the worker that produced them; only the manifest is written by the
+main process. Readers stream a few shards at a time, so training memory is bounded by
+``shards_in_memory``, not by the size of the dataset.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wmkit.errors import WmkitError
+from wmkit.fileio import atomic_write_bytes, atomic_write_json, npz_bytes, sha256_bytes, sha256_file
+
+
+@dataclass
+class ShardInfo:
+    """One episode's shard as recorded in the manifest."""
+
+    episode: int
+    file: str
+    steps: int
+    total_return: float
+    sha256: str
+    bytes: int
+
+
+class RolloutStore:
+    """A folder of episode shards with a manifest that says which are complete."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.manifest_path = self.root / "manifest.json"
+        self._shards: dict[int, ShardInfo] = {}
+        if self.manifest_path.exists():
+            try:
+                raw = json.loads(self.manifest_path.read_text())
+                self._shards = {int(k): ShardInfo(**v) for k, v in raw["shards"].items()}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise WmkitError(
+                    f"{self.manifest_path}: damaged manifest ({exc}); delete the folder "
+                    f"{self.root} to collect its episodes again"
+                ) from None
+
+    def write_episode(self, episode: int, arrays: dict[str, np.ndarray]) -> ShardInfo:
+        """Write one episode's arrays as a shard (safe to call from a worker process)."""
+        data = npz_bytes(arrays)
+        name = f"episode_{episode:06d}.npz"
+        atomic_write_bytes(self.root / name, data)
+        steps = len(next(iter(arrays.values())))
+        total = float(arrays["reward"].sum()) if "reward" in arrays else 0.0
+        return ShardInfo(episode, name, steps, total, sha256_bytes(data), len(data))
+
+    def add(self, info: ShardInfo) -> None:
+        """Record a written shard in the manifest (main process only)."""
+        self._shards[info.episode] = info
+        self.flush()
+
+    def flush(self) -> None:
+        atomic_write_json(
+            self.manifest_path,
+            {"version": 1, "shards": {str(k): asdict(v) for k, v in sorted(self._shards.items())}},
+        )
+
+    def has(self, episode: int) -> bool:
+        return episode in self._shards
+
+    def drop(self, episode: int) -> None:
+        """Forget a damaged shard so that it is collected or encoded again."""
+        info = self._shards.pop(episode, None)
+        if info is not None:
+            (self.root / info.file).unlink(missing_ok=True)
+            self.flush()
+
+    def __len__(self) -> int:
+        return len(self._shards)
+
+    def infos(self) -> list[ShardInfo]:
+        return [self._shards[k] for k in sorted(self._shards)]
+
+    def total_steps(self) -> int:
+        return sum(info.steps for info in self._shards.values())
+
+    def verify(self) -> list[ShardInfo]:
+        """Shards whose file is missing or whose checksum does not match the manifest."""
+        bad = []
+        for info in self.infos():
+            path = self.root / info.file
+            if not path.exists() or sha256_file(path) != info.sha256:
+                bad.append(info)
+        return bad
+
+    def load(self, episode: int) -> dict[str, np.ndarray]:
+        """Read one shard, checking that it is what the manifest recorded."""
+        info = self._shards[episode]
+        path = self.root / info.file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise WmkitError(f"{path}: cannot read shard ({exc.strerror})") from None
+        if sha256_bytes(data) != info.sha256:
+            raise WmkitError(
+                f"{path}: shard is corrupted (checksum mismatch); run 'wmkit run' again with "
+                f"the same recipe after deleting it, and only this episode is redone"
+            )
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (ValueError, zipfile.BadZipFile) as exc:
+            raise WmkitError(f"{path}: unreadable shard ({exc})") from None
+
+    def iter_groups(
+        self, rng: np.random.Generator, shards_in_memory: int
+    ) -> Iterator[list[dict[str, np.ndarray]]]:
+        """Shuffled groups of at most ``shards_in_memory`` loaded episodes."""
+        order = rng.permutation([info.episode for info in self.infos()])
+        for start in range(0, len(order), shards_in_memory):
+            yield [self.load(int(ep)) for ep in order[start : start + shards_in_memory]]
+
+
+def frame_batches(
+    store: RolloutStore, batch_size: int, rng: np.random.Generator, shards_in_memory: int = 64
+) -> Iterator[np.ndarray]:
+    """Shuffled uint8 frame batches [B, H, W, C], holding a bounded number of shards."""
+    for group in store.iter_groups(rng, shards_in_memory):
+        frames = np.concatenate([ep["frames"] for ep in group])
+        order = rng.permutation(len(frames))
+        for start in range(0, len(order), batch_size):
+            yield frames[order[start : start + batch_size]]
+
+
+def sequence_chunks(
+    store: RolloutStore, seq_len: int, rng: np.random.Generator, shards_in_memory: int = 256
+) -> Iterator[dict[str, np.ndarray]]:
+    """Random-offset, non-overlapping chunks of ``seq_len`` steps from latent episodes.
+
+    Latents are sampled from the stored mean and log-variance each time (as in the paper),
+    so every epoch sees slightly different z.
+    """
+    for group in store.iter_groups(rng, shards_in_memory):
+        chunks = []
+        for ep in group:
+            n = len(ep["mu"])
+            if n < seq_len:
+                continue
+            offset = int(rng.integers(0, n - seq_len + 1)) if n > seq_len else 0
+            z = ep["mu"] + np.exp(ep["logvar"] / 2) * rng.standard_normal(ep["mu"].shape)
+            for start in range(offset % seq_len, n - seq_len + 1, seq_len):
+                sl = slice(start, start + seq_len)
+                chunks.append(
+                    {
+                        "z": z[sl].astype(np.float32),
+                        "action": ep["action"][sl],
+                        "reward": ep["reward"][sl],
+                        "done": ep["done"][sl],
+                    }
+                )
+        for i in rng.permutation(len(chunks)):
+            yield chunks[i]

@@ -1,0 +1,63 @@
+"""What a rollout worker process keeps between tasks: the recipe, one env, the trained V and M.
+
+Workers are started with the resolved recipe as plain data and rebuild everything from it
+through the same plugin registry, so a third-party component works in workers unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wmkit.agent import Agent
+from wmkit.components import build_trained
+from wmkit.envs import EnvSpec, FrameWrapper, env_spec, make_env
+from wmkit.plugins import get_registry
+from wmkit.recipe import Recipe, resolve_recipe
+from wmkit.registry import Registry
+from wmkit.rundir import RunDir
+
+
+@dataclass
+class WorkerContext:
+    recipe: Recipe
+    registry: Registry
+    run: RunDir
+    _env: FrameWrapper | None = None
+    _agent: Agent | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def env(self) -> FrameWrapper:
+        if self._env is None:
+            self._env = make_env(self.recipe.env, self.registry)
+        return self._env
+
+    def spec(self) -> EnvSpec:
+        return env_spec(self.env())
+
+    def agent(self) -> Agent:
+        """The trained V and M from the run's checkpoints, with the run's controller."""
+        if self._agent is None:
+            vision, memory, controller = build_trained(
+                self.recipe, self.registry, self.spec(), self.run.checkpoints
+            )
+            self._agent = Agent(vision, memory, controller)
+        return self._agent
+
+
+_context: WorkerContext | None = None
+
+
+def init_worker(recipe_data: dict[str, Any], run_root: str) -> None:
+    """Executor initializer: runs once in each worker (or inline, in this process)."""
+    global _context
+    registry = get_registry()
+    recipe = resolve_recipe(recipe_data, registry)
+    _context = WorkerContext(recipe, registry, RunDir(Path(run_root)))
+
+
+def context() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("worker used before init_worker")
+    return _context
