@@ -12,7 +12,7 @@ from wmkit.protocols import Controller, Memory, Vision
 
 def frames_to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 [B, H, W, C] to float [B, C, H, W] in [0, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    x = torch.from_numpy(np.array(frames, dtype=np.uint8, copy=True)).to(device)
     return x.permute(0, 3, 1, 2).float().div_(255.0)
 
 

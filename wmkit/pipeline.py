@@ -69,7 +69,7 @@ def run_pipeline(
                 continue
             started = time.time()
             summary = stage(ctx)
-            run.mark_done(name, time.time() - started, **_plain(summary))
+            run.mark_done(name, time.time() - started, _plain(summary))
             summaries[name] = summary
     return summaries
 

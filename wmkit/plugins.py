@@ -49,9 +49,6 @@ def load_plugins(extra: list[object] | None = None) -> Plugins:
     """Load every entry-point plugin (plus ``extra`` plugin objects) and fill a registry."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    if os.environ.get("WMKIT_TRACE_PLUGINS"):
-        pm.trace.root.setwriter(print)
-        pm.enable_tracing()
     autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
     infos: list[PluginInfo] = []
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -71,7 +68,7 @@ def load_plugins(extra: list[object] | None = None) -> Plugins:
         name = getattr(plugin, "__name__", f"extra-{i}")
         pm.register(plugin, name=name)
         infos.append(PluginInfo(name, name, "(in-process)", "", None))
-    pm.check_pending()
+    _drop_unknown_hooks(pm, infos)
     registry = Registry()
     for impl in pm.hook.wmkit_register.get_hookimpls():
         registry.current_plugin = impl.plugin_name
@@ -84,6 +81,25 @@ def load_plugins(extra: list[object] | None = None) -> Plugins:
             info.error = f"plugin {impl.plugin_name!r} (entry point {info.module!r}): {exc!r}"
     registry.current_plugin = ""
     return Plugins(pm, registry, infos)
+
+
+def _drop_unknown_hooks(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:
+    """Like pluggy's check_pending, but a plugin with a misspelt hook is reported and
+    unregistered instead of stopping every command."""
+    try:
+        pm.check_pending()
+        return
+    except pluggy.PluginValidationError:
+        pass
+    for name, plugin in list(pm.list_name_plugin()):
+        hooks = [a for a in dir(plugin) if a.startswith("wmkit_") and a not in ("wmkit_register",)]
+        hooks = [h for h in hooks if getattr(pm.hook, h, None) is None]
+        if hooks:
+            pm.unregister(plugin, name=name)
+            for info in infos:
+                if info.name == name:
+                    info.error = (f"plugin {name!r} (entry point {info.module!r}): unknown hook "
+                                  f"{', '.join(hooks)}; see docs/hooks.md")
 
 
 @lru_cache(maxsize=1)

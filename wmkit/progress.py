@@ -18,7 +18,7 @@ console = Console(stderr=True)
 def make_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description:<16}"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("eta"),

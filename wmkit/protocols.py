@@ -4,6 +4,9 @@ V (``Vision``) compresses a frame to a latent ``z``; M (``Memory``) predicts the
 (plus reward and done) from ``z``, the action and its own state; C (``Controller``) maps the
 features ``[z, h]`` to an action; an ``Optimizer`` searches C's flat parameter vector.
 
+Vision and Memory are in practice ``torch.nn.Module`` subclasses: the pipeline moves them
+between devices (``to``) and switches ``train``/``eval`` mode, so the protocols list those.
+
 A component is a class with a ``name`` (what a recipe selects it by) and an ``Options``
 pydantic model (what the recipe block is validated against). Options subclass the role's
 base options below, which carry the fields the pipeline itself needs (epochs, population...).
@@ -124,6 +127,12 @@ class Vision(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
+    def to(self, device: Any) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
 
 @runtime_checkable
 class Memory(Protocol):
@@ -155,6 +164,12 @@ class Memory(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+    def to(self, device: Any) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
 
 
 @runtime_checkable

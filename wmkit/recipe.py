@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wmkit.errors import UnknownComponentError, WmkitError
 from wmkit.protocols import Options
 from wmkit.registry import Registry
+
+# Fields that change how fast a run goes, never what it computes.
+NOT_IDENTITY = ("device", "workers")
 
 DEFAULT_COMPONENTS = {
     "vision": "conv_vae",
@@ -43,6 +46,15 @@ class EnvConfig(Options):
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments for gymnasium.make."
     )
+
+    @field_validator("crop", mode="before")
+    @classmethod
+    def _four_margins(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)) or len(value) != 4:
+            raise ValueError("must be 4 pixel counts: [top, bottom, left, right]")
+        if any(not isinstance(v, int) or v < 0 for v in value):
+            raise ValueError("margins must be whole numbers >= 0")
+        return value
 
 
 class CollectConfig(Options):
@@ -90,7 +102,11 @@ class ComponentBlock(BaseModel):
 class Recipe(Options):
     """A whole experiment: environment, data, the four components and the evaluation."""
 
-    name: str = Field("run", description="Name of the run; the default run directory.")
+    name: str = Field(
+        "run",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Name of the run (letters, digits, _ . -); the default run directory.",
+    )
     seed: int = Field(0, ge=0, description="Master seed; every random stream derives from it.")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where V and M train: auto picks CUDA when present."
@@ -117,9 +133,16 @@ class Recipe(Options):
             data[role] = {"name": block.name, **block.options.model_dump(mode="json")}
         return data
 
+    def identity(self) -> dict[str, Any]:
+        """The resolved recipe without the fields that change speed but never results."""
+        data = self.to_dict()
+        for key in NOT_IDENTITY:
+            data.pop(key, None)
+        return data
+
     def digest(self) -> str:
-        """A stable hash of the resolved recipe: a run directory belongs to one recipe."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """A stable hash of what the run computes: a run directory belongs to one recipe."""
+        text = json.dumps(self.identity(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -228,13 +251,14 @@ def resolve_recipe(
         recipe = Recipe.model_validate({**data, **filled})
     except ValidationError as exc:
         problems.extend(_problems(exc))
+    env = data.get("env")
+    env_id = env.get("id") if isinstance(env, dict) else None
+    if isinstance(env_id, str) and env_id not in (ids := _known_env_ids(registry)):
+        close = sorted(i for i in ids if env_id.split("-")[0].lower() in i.lower())
+        hint = f"; did you mean one of: {', '.join(close[:5])}" if close else ""
+        problems.append(("env.id", f"unknown environment{hint}", env_id))
     if problems:
         raise RecipeError(source, problems)
-    env_ids = _known_env_ids(registry)
-    if recipe.env.id not in env_ids:
-        close = sorted(i for i in env_ids if recipe.env.id.split("-")[0].lower() in i.lower())
-        hint = f"; did you mean one of: {', '.join(close[:5])}" if close else ""
-        raise RecipeError(source, [("env.id", f"unknown environment{hint}", recipe.env.id)])
     return recipe
 
 

@@ -11,18 +11,7 @@ import yaml
 
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json, atomic_write_text
-from wmkit.recipe import Recipe
-
-# Fields that change how fast a run goes, never what it computes: not part of its identity.
-_NOT_IDENTITY = ("device", "workers")
-
-
-def identity(recipe: Recipe) -> dict[str, Any]:
-    data = recipe.to_dict()
-    for key in _NOT_IDENTITY:
-        data.pop(key, None)
-    return data
-
+from wmkit.recipe import NOT_IDENTITY, Recipe
 
 class RunDir:
     """Paths of a run and its ``stages.json``: a stage listed there is complete."""
@@ -42,14 +31,14 @@ class RunDir:
 
     def init(self, recipe: Recipe) -> None:
         """Create the run, or check that an existing one holds the same recipe."""
-        wanted = identity(recipe)
+        wanted = recipe.identity()
         if self.recipe_path.exists():
             try:
                 have = yaml.safe_load(self.recipe_path.read_text())
             except yaml.YAMLError:
                 have = None
             if isinstance(have, dict):
-                for key in _NOT_IDENTITY:
+                for key in NOT_IDENTITY:
                     have.pop(key, None)
             if have != wanted:
                 raise WmkitError(
@@ -67,9 +56,9 @@ class RunDir:
     def is_done(self, stage: str) -> bool:
         return stage in self.stages()
 
-    def mark_done(self, stage: str, seconds: float, **info: Any) -> None:
+    def mark_done(self, stage: str, seconds: float, summary: dict[str, Any]) -> None:
         stages = self.stages()
-        stages[stage] = {"seconds": round(seconds, 2), "finished": time.time(), **info}
+        stages[stage] = {**summary, "seconds": round(seconds, 2), "finished": time.time()}
         atomic_write_json(self.stages_path, stages)
 
 

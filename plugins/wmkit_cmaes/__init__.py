@@ -1,8 +1,10 @@
 """CMA-ES through the ``cma`` package, behind wmkit's Optimizer protocol.
 
-``cma`` minimises, so returns are negated on the way in. The search state is exported as
-plain arrays (mean, step size, covariance, evolution paths, counters, the NumPy random state
-cma samples from), so a run can be resumed without pickling anything.
+``cma`` minimises, so returns are negated on the way in. Sampling uses a private random
+stream seeded at construction. That makes the search a pure function of (x0, seed, the
+returns told so far), and so the saved state is exactly those: loading it replays every
+generation's ask/tell, which rebuilds the mean, step size, covariance, evolution paths and
+random state bit for bit, without pickling anything.
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ class CMAES:
 
     def __init__(self, options: CMAESOptions, x0: np.ndarray, seed: int):
         self.options = options
+        self._start(np.asarray(x0, dtype=float), int(seed))
+
+    def _start(self, x0: np.ndarray, seed: int) -> None:
+        self.x0, self.seed = x0, seed
+        self.history: list[list[float]] = []
+        self.rng = np.random.RandomState(seed)
         self.es = cma.CMAEvolutionStrategy(
-            np.asarray(x0, dtype=float),
-            options.sigma0,
-            {"popsize": options.population, "seed": seed, "verbose": -9, "maxiter": np.inf},
+            x0,
+            self.options.sigma0,
+            {"popsize": self.options.population, "randn": self.rng.randn, "verbose": -9,
+             "maxiter": np.inf},
         )
 
     def ask(self) -> list[np.ndarray]:
@@ -36,6 +45,7 @@ class CMAES:
 
     def tell(self, solutions: list[np.ndarray], returns: list[float]) -> None:
         self.es.tell(solutions, [-float(r) for r in returns])
+        self.history.append([float(r) for r in returns])
 
     def stop(self) -> bool:
         return bool(self.es.stop())
@@ -47,38 +57,20 @@ class CMAES:
         return np.asarray(res.xbest, dtype=float), -float(res.fbest)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        es = self.es
-        keys, pos, has_gauss, cached = np.random.get_state()[1:]
-        xbest, fbest = self.result()
+        returns = np.array(self.history, dtype=float).reshape(len(self.history), -1)
         return {
-            "mean": np.asarray(es.mean, dtype=float),
-            "sigma": np.array(es.sigma, dtype=float),
-            "C": np.asarray(es.sm.C, dtype=float),
-            "pc": np.asarray(es.pc, dtype=float),
-            "ps": np.asarray(es.adapt_sigma.ps, dtype=float),
-            "counters": np.array([es.countiter, es.countevals, es.sm.count_tell], dtype=np.int64),
-            "xbest": xbest,
-            "fbest": np.array(fbest, dtype=float),
-            "rng_keys": np.asarray(keys, dtype=np.uint32),
-            "rng_rest": np.array([pos, has_gauss, cached], dtype=float),
+            "x0": self.x0,
+            "seed": np.array(self.seed, dtype=np.int64),
+            "returns": returns,
+            # Not needed to resume; kept so a checkpoint can be inspected on its own.
+            "mean": np.asarray(self.es.mean, dtype=float),
+            "sigma": np.array(self.es.sigma, dtype=float),
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        es = self.es
-        es.mean = np.array(state["mean"], dtype=float)
-        es.sigma = float(state["sigma"])
-        es.sm.C = np.array(state["C"], dtype=float)
-        countiter, countevals, count_tell = (int(v) for v in state["counters"])
-        es.sm.count_tell = count_tell
-        es.sm._decompose_C()
-        es.sm.last_update = count_tell
-        es.pc = np.array(state["pc"], dtype=float)
-        es.adapt_sigma.ps = np.array(state["ps"], dtype=float)
-        es.countiter, es.countevals = countiter, countevals
-        if np.isfinite(state["fbest"]):
-            es.best.x, es.best.f, es.best.evals = np.array(state["xbest"]), -float(state["fbest"]), countevals
-        pos, has_gauss, cached = state["rng_rest"]
-        np.random.set_state(("MT19937", state["rng_keys"], int(pos), int(has_gauss), float(cached)))
+        self._start(np.asarray(state["x0"], dtype=float), int(state["seed"]))
+        for row in np.asarray(state["returns"], dtype=float):
+            self.tell(self.ask(), row.tolist())
 
 
 @wmkit.hookimpl

@@ -125,7 +125,7 @@ class MDNRNN(nn.Module):
             nn.utils.clip_grad_norm_(self.parameters(), self.options.grad_clip)
             self._optimizer.step()
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
+                totals[k] = totals.get(k, 0.0) + v.item()
             n += 1
         return {k: v / max(n, 1) for k, v in totals.items()}
 

@@ -91,7 +91,7 @@ class ConvVAE(nn.Module):
             losses["loss"].backward()
             self._optimizer.step()
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v)
+                totals[k] = totals.get(k, 0.0) + v.item()
             n += 1
         return {k: v / max(n, 1) for k, v in totals.items()}
 

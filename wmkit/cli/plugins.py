@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wmkit.plugins import get_plugins
@@ -49,7 +50,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
         table.add_column(col)
     for info in loaded.infos:
         table.add_row(info.name, info.module, info.distribution, info.version,
-                      f"[red]{info.error}[/]" if info.error else "ok")
+                      f"[red]{escape(info.error)}[/]" if info.error else "ok")
     console.print(table)
     for role, comps in data["components"].items():
         for name, comp in comps.items():
@@ -57,5 +58,6 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
             for col in ("option", "type", "default", "description"):
                 t.add_column(col)
             for row in comp["options"]:
-                t.add_row(row["option"], row["type"], repr(row["default"]), row["description"])
+                t.add_row(row["option"], escape(row["type"]), escape(repr(row["default"])),
+                          escape(row["description"]))
             console.print(t)

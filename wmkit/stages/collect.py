@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -52,7 +50,6 @@ def collect_one(task: tuple[int, int]) -> ShardInfo:
 
 def collect(ctx: StageContext) -> dict:
     """Collect ``collect.episodes`` rollouts; episodes already in the manifest are kept."""
-    started = time.time()
     store = RolloutStore(ctx.run.rollouts)
     n = ctx.recipe.collect.episodes
     todo = [(i, derive_seed(ctx.recipe.seed, "collect", i)) for i in range(n) if not store.has(i)]
@@ -65,4 +62,4 @@ def collect(ctx: StageContext) -> dict:
                 ctx.progress.update(task, advance=1, info=f"{store.total_steps()} frames")
         finally:
             executor.close()
-    return {"episodes": len(store), "frames": store.total_steps(), "seconds": time.time() - started}
+    return {"episodes": len(store), "frames": store.total_steps()}

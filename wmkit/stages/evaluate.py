@@ -63,9 +63,10 @@ def evaluate(
             # Episodes are deterministic given their seed: replay best and worst to film them.
             from wmkit.video import write_video
 
-            picks = {"best": int(returns.argmax()), "worst": int(returns.argmin())}
-            replay = [(policy, seeds[i], cfg.max_steps, True) for i in picks.values()]
-            for (label, i), (_, (ret, _, frames)) in zip(picks.items(), executor.map(eval_episode, replay)):
+            picks = [("best", int(returns.argmax())), ("worst", int(returns.argmin()))]
+            replay = [(policy, seeds[i], cfg.max_steps, True) for _, i in picks]
+            for k, (_, _, frames) in executor.map(eval_episode, replay):
+                label, i = picks[k]
                 write_video(frames, video_dir / f"{policy}_{label}_seed{seeds[i]}.mp4")
     finally:
         executor.close()

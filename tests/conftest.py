@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny recipe that runs the whole pipeline in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "device": "cpu",
+    "workers": 0,
+    "env": {"id": "CarRacing-v3", "crop": [0, 12, 0, 0], "max_episode_steps": 40},
+    "collect": {"episodes": 3, "policy": "brownian"},
+    "vision": {"name": "conv_vae", "z_dim": 8, "epochs": 1, "batch_size": 32},
+    "memory": {"name": "mdn_rnn", "hidden": 16, "gaussians": 2, "seq_len": 8,
+               "batch_size": 4, "epochs": 1},
+    "controller": {"name": "linear"},
+    "optimizer": {"name": "cmaes", "population": 4, "rollouts_per_candidate": 1,
+                  "generations": 2, "max_steps": 15},
+    "eval": {"episodes": 2, "max_steps": 20},
+}
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):
+    """Write a recipe (a dict or raw text) to a file and return its path."""
+
+    def _write(content, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+        return path
+
+    return _write

@@ -1,0 +1,33 @@
+import numpy as np
+from wmkit_cmaes import CMAES, CMAESOptions
+
+
+def sphere_return(x: np.ndarray) -> float:
+    return -float(np.sum((x - 1.0) ** 2))
+
+
+def test_improves_a_simple_function_through_the_protocol():
+    opt = CMAES(CMAESOptions(population=10, sigma0=0.5), np.zeros(6), seed=1)
+    start = sphere_return(np.zeros(6))
+    for _ in range(60):
+        xs = opt.ask()
+        opt.tell(xs, [sphere_return(x) for x in xs])
+    best_x, best_f = opt.result()
+    assert best_f > -0.01 > start
+    np.testing.assert_allclose(best_x, np.ones(6), atol=0.1)
+
+
+def test_resumed_search_continues_exactly():
+    options = CMAESOptions(population=8, sigma0=0.3)
+    a = CMAES(options, np.zeros(4), seed=5)
+    for _ in range(5):
+        xs = a.ask()
+        a.tell(xs, [sphere_return(x) for x in xs])
+    b = CMAES(options, np.zeros(4), seed=99)
+    b.load_state_dict(a.state_dict())
+    for _ in range(5):
+        xa, xb = a.ask(), b.ask()
+        np.testing.assert_array_equal(np.array(xa), np.array(xb))
+        a.tell(xa, [sphere_return(x) for x in xa])
+        b.tell(xb, [sphere_return(x) for x in xb])
+    np.testing.assert_array_equal(a.result()[0], b.result()[0])

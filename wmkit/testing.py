@@ -1,0 +1,132 @@
+"""Contract checks any component can be run through: ours in the test suite, yours in your
+plugin's tests. Each takes a freshly built component and raises AssertionError on a breach.
+
+    from wmkit.testing import check_memory
+    check_memory(MyMemory(MyMemory.Options(), latent_dim=8, action_dim=3), latent_dim=8, action_dim=3)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+
+from wmkit.protocols import Controller, Memory, Optimizer, Prediction, SequenceBatch, Vision
+
+
+def _finite_losses(losses: dict[str, float]) -> None:
+    assert isinstance(losses, dict) and losses, "fit_epoch must return a non-empty dict of losses"
+    for key, value in losses.items():
+        assert isinstance(value, float), f"loss {key!r} must be a float, got {type(value)}"
+        assert math.isfinite(value), f"loss {key!r} is not finite: {value}"
+
+
+def _state_copy(component) -> dict:
+    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+            for k, v in component.state_dict().items()}
+
+
+def check_vision(vision: Vision, frame_shape: tuple[int, int, int] = (3, 64, 64), batch: int = 4) -> None:
+    """Encode/decode shapes and ranges, one training pass, and a state round trip."""
+    assert isinstance(vision, Vision), "does not implement the Vision protocol"
+    assert isinstance(vision.name, str) and vision.name
+    frames = torch.rand(batch, *frame_shape, generator=torch.Generator().manual_seed(0))
+    mu, logvar = vision.encode(frames)
+    assert mu.shape == (batch, vision.latent_dim), f"encode mean shape {tuple(mu.shape)}"
+    assert logvar.shape == mu.shape, "encode must return mean and log-variance of equal shape"
+    decoded = vision.decode(mu)
+    assert decoded.shape == frames.shape, f"decode shape {tuple(decoded.shape)} != {tuple(frames.shape)}"
+    decoded = decoded.detach()
+    assert float(decoded.min()) >= 0.0 and float(decoded.max()) <= 1.0, "decode must stay in [0, 1]"
+    saved = _state_copy(vision)
+    losses = vision.fit_epoch([frames, frames])
+    _finite_losses(losses)
+    changed = vision.encode(frames)[0]
+    assert not torch.allclose(changed, mu), "fit_epoch did not change the model"
+    vision.load_state_dict(saved)
+    assert torch.allclose(vision.encode(frames)[0], mu, atol=1e-6), "state round trip failed"
+
+
+def check_memory(memory: Memory, latent_dim: int, action_dim: int, batch: int = 3) -> None:
+    """Batched step shapes, features, sampling at several temperatures, one training pass."""
+    assert isinstance(memory, Memory), "does not implement the Memory protocol"
+    gen = torch.Generator().manual_seed(0)
+    state = memory.initial_state(batch)
+    assert memory.features(state).shape == (batch, memory.feature_dim), "features shape"
+    z = torch.randn(batch, latent_dim, generator=gen)
+    a = torch.rand(batch, action_dim, generator=gen)
+    pred, new_state = memory.step(z, a, state)
+    assert isinstance(pred, Prediction), "step must return a Prediction"
+    assert pred.reward.shape == (batch,) and pred.done.shape == (batch,), "reward/done shape"
+    assert bool(((pred.done >= 0) & (pred.done <= 1)).all()), "done must be a probability"
+    assert memory.features(new_state).shape == (batch, memory.feature_dim)
+    for tau in (0.1, 1.0, 1.5):
+        nxt = memory.sample(pred, tau, torch.Generator().manual_seed(1))
+        assert nxt.shape == (batch, latent_dim), f"sample shape at temperature {tau}"
+        assert bool(torch.isfinite(nxt).all()), "sample must be finite"
+    again = memory.sample(pred, 1.0, torch.Generator().manual_seed(1))
+    assert torch.equal(again, memory.sample(pred, 1.0, torch.Generator().manual_seed(1))), \
+        "sample must be reproducible with the same generator"
+    T = 6
+    seq = SequenceBatch(
+        z=torch.randn(batch, T, latent_dim, generator=gen),
+        action=torch.rand(batch, T, action_dim, generator=gen),
+        reward=torch.randn(batch, T, generator=gen),
+        done=torch.zeros(batch, T),
+    )
+    saved = _state_copy(memory)
+    _finite_losses(memory.fit_epoch([seq, seq]))
+    memory.load_state_dict(saved)
+    pred2, _ = memory.step(z, a, memory.initial_state(batch))
+    assert torch.allclose(pred2.reward, pred.reward, atol=1e-6), "state round trip failed"
+
+
+def check_controller(controller: Controller, input_dim: int, low: np.ndarray, high: np.ndarray,
+                     batch: int = 5) -> None:
+    """Actions inside the bounds, and a flat-parameter round trip that changes behaviour."""
+    assert isinstance(controller, Controller), "does not implement the Controller protocol"
+    params = controller.get_params()
+    assert params.ndim == 1 and len(params) == controller.num_params, "num_params mismatch"
+    feats = torch.randn(batch, input_dim, generator=torch.Generator().manual_seed(0)) * 10
+    before = controller.act(feats)
+    assert before.shape == (batch, len(low)), f"act shape {tuple(before.shape)}"
+    acts = before.detach().cpu().numpy()
+    assert (acts >= low - 1e-6).all() and (acts <= high + 1e-6).all(), "actions out of bounds"
+    rng = np.random.default_rng(0)
+    controller.set_params(params + rng.standard_normal(len(params)))
+    assert not np.allclose(controller.act(feats).detach().cpu().numpy(), acts), \
+        "set_params did not change the actions"
+    controller.set_params(params)
+    np.testing.assert_allclose(controller.get_params(), params, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(controller.act(feats).detach().cpu().numpy(), acts, atol=1e-6)
+
+
+def check_optimizer(optimizer: Optimizer, fresh: Optimizer | None = None, generations: int = 3) -> None:
+    """Ask/tell on a quadratic improves the result; ``fresh`` (a second instance built the same
+    way) resumed from the exported state must then ask exactly what ``optimizer`` asks."""
+    assert isinstance(optimizer, Optimizer), "does not implement the Optimizer protocol"
+
+    def ret(x: np.ndarray) -> float:
+        return -float(np.sum((x - 0.5) ** 2))
+
+    first_best = None
+    for _ in range(generations):
+        xs = optimizer.ask()
+        assert xs and all(isinstance(x, np.ndarray) and x.ndim == 1 for x in xs)
+        optimizer.tell(xs, [ret(x) for x in xs])
+        if first_best is None:
+            first_best = optimizer.result()[1]
+    best_x, best_f = optimizer.result()
+    assert best_f >= first_best, "result must be the best return seen"
+    assert abs(ret(best_x) - best_f) < 1e-9, "result's return must belong to its parameters"
+    state = optimizer.state_dict()
+    for key, value in state.items():
+        assert isinstance(value, np.ndarray) and value.dtype != object, \
+            f"state {key!r} must be a plain array"
+    if fresh is not None:
+        fresh.load_state_dict({k: v.copy() for k, v in state.items()})
+        a, b = optimizer.ask(), fresh.ask()
+        assert len(a) == len(b) and all(np.allclose(x, y) for x, y in zip(a, b)), \
+            "a resumed optimizer must ask the same candidates"
