@@ -15,11 +15,22 @@ TINY = {
     "env": {"id": "CarRacing-v3", "crop": [0, 12, 0, 0], "max_episode_steps": 40},
     "collect": {"episodes": 3, "policy": "brownian"},
     "vision": {"name": "conv_vae", "z_dim": 8, "epochs": 1, "batch_size": 32},
-    "memory": {"name": "mdn_rnn", "hidden": 16, "gaussians": 2, "seq_len": 8,
-               "batch_size": 4, "epochs": 1},
+    "memory": {
+        "name": "mdn_rnn",
+        "hidden": 16,
+        "gaussians": 2,
+        "seq_len": 8,
+        "batch_size": 4,
+        "epochs": 1,
+    },
     "controller": {"name": "linear"},
-    "optimizer": {"name": "cmaes", "population": 4, "rollouts_per_candidate": 1,
-                  "generations": 2, "max_steps": 15},
+    "optimizer": {
+        "name": "cmaes",
+        "population": 4,
+        "rollouts_per_candidate": 1,
+        "generations": 2,
+        "max_steps": 15,
+    },
     "eval": {"episodes": 2, "max_steps": 20},
 }
 

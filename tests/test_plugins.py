@@ -20,8 +20,12 @@ from wmkit.registry import Registry
 def test_reference_plugins_register_through_entry_points():
     plugins = load_plugins()
     by_name = {info.name: info for info in plugins.infos}
-    for name, module in [("conv_vae", "wmkit_vae"), ("mdn_rnn", "wmkit_mdnrnn"),
-                         ("linear", "wmkit_linear"), ("cmaes", "wmkit_cmaes")]:
+    for name, module in [
+        ("conv_vae", "wmkit_vae"),
+        ("mdn_rnn", "wmkit_mdnrnn"),
+        ("linear", "wmkit_linear"),
+        ("cmaes", "wmkit_cmaes"),
+    ]:
         assert by_name[name].module == module and by_name[name].distribution == "wmkit"
         assert by_name[name].error is None
     reg = plugins.registry
@@ -48,7 +52,9 @@ class TinyVision:
 
 
 def test_an_in_process_plugin_adds_a_component():
-    plugins = load_plugins(extra=[_plugin("mine", lambda registry: registry.add_vision(TinyVision))])
+    plugins = load_plugins(
+        extra=[_plugin("mine", lambda registry: registry.add_vision(TinyVision))]
+    )
     assert plugins.registry.get("vision", "tiny_vision") is TinyVision
     assert plugins.registry.origins[("vision", "tiny_vision")] == "mine"
 

@@ -35,7 +35,11 @@ def test_defaults_fill_a_minimal_recipe(write_recipe):
     r = load_recipe(write_recipe({"collect": {"episodes": 5}}, "minimal.yaml"))
     assert r.name == "minimal"
     assert (r.vision.name, r.memory.name, r.controller.name, r.optimizer.name) == (
-        "conv_vae", "mdn_rnn", "linear", "cmaes")
+        "conv_vae",
+        "mdn_rnn",
+        "linear",
+        "cmaes",
+    )
     assert r.collect.episodes == 5 and r.memory.options.gaussians == 5
 
 
@@ -92,8 +96,11 @@ def test_several_problems_are_reported_together(write_recipe):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("memory: [1, 2\n", "invalid YAML at line"), ("- 1\n- 2\n", "must be a mapping"),
-     ("!!python/object/apply:os.system ['true']\n", "invalid YAML")],
+    [
+        ("memory: [1, 2\n", "invalid YAML at line"),
+        ("- 1\n- 2\n", "must be a mapping"),
+        ("!!python/object/apply:os.system ['true']\n", "invalid YAML"),
+    ],
 )
 def test_unreadable_yaml_is_a_clear_error(write_recipe, content, message):
     path = write_recipe(content)

@@ -68,13 +68,18 @@ def test_sequence_chunks_cut_whole_sequences_within_episodes(tmp_path):
     store = RolloutStore(tmp_path)
     for i in range(2):
         n = 20
-        store.add(store.write_episode(i, {
-            "mu": np.arange(n, dtype=np.float32)[:, None].repeat(3, 1) + 100 * i,
-            "logvar": np.full((n, 3), -30.0, np.float32),
-            "action": np.zeros((n, 2), np.float32),
-            "reward": np.zeros(n, np.float32),
-            "done": np.zeros(n, bool),
-        }))
+        store.add(
+            store.write_episode(
+                i,
+                {
+                    "mu": np.arange(n, dtype=np.float32)[:, None].repeat(3, 1) + 100 * i,
+                    "logvar": np.full((n, 3), -30.0, np.float32),
+                    "action": np.zeros((n, 2), np.float32),
+                    "reward": np.zeros(n, np.float32),
+                    "done": np.zeros(n, bool),
+                },
+            )
+        )
     chunks = list(sequence_chunks(store, 6, np.random.default_rng(1)))
     assert len(chunks) >= 4
     for c in chunks:

@@ -82,5 +82,7 @@ def load_tensors(stem: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def to_numpy_state(state: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-            for k, v in state.items()}
+    return {
+        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+        for k, v in state.items()
+    }

@@ -36,7 +36,9 @@ def build_memory(recipe: Recipe, registry: Registry, latent_dim: int, spec: EnvS
     return cls(recipe.memory.options, latent_dim, spec.action_dim)
 
 
-def build_controller(recipe: Recipe, registry: Registry, input_dim: int, spec: EnvSpec) -> Controller:
+def build_controller(
+    recipe: Recipe, registry: Registry, input_dim: int, spec: EnvSpec
+) -> Controller:
     cls = registry.get("controller", recipe.controller.name)
     return cls(recipe.controller.options, input_dim, spec.action_low, spec.action_high)
 
@@ -78,7 +80,11 @@ def load_component(stem: Path, component: Any, role: str) -> dict[str, Any]:
 
 
 def build_trained(
-    recipe: Recipe, registry: Registry, spec: EnvSpec, ckpt_dir: Path, device: str = "cpu",
+    recipe: Recipe,
+    registry: Registry,
+    spec: EnvSpec,
+    ckpt_dir: Path,
+    device: str = "cpu",
     controller: bool = True,
 ) -> tuple[Vision, Memory, Controller | None]:
     """V and M (and C) with the weights of a run's checkpoints, in eval mode on ``device``."""

@@ -32,8 +32,10 @@ class MetricsLogger:
     def log(self, step: int, **values: Any) -> None:
         for key, value in values.items():
             if isinstance(value, float) and not math.isfinite(value):
-                raise WmkitError(f"{self.stage}: {key} became {value} at step {step}; "
-                                 "training diverged (try a lower learning rate)")
+                raise WmkitError(
+                    f"{self.stage}: {key} became {value} at step {step}; "
+                    "training diverged (try a lower learning rate)"
+                )
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
         if self._tb is not None:

@@ -43,13 +43,20 @@ STAGES: list[tuple[str, Callable[[StageContext], dict[str, Any]]]] = [
 ]
 
 
-def make_context(recipe: Recipe, registry: Registry, run: RunDir, device: str | None = None,
-                 progress: Any = None) -> StageContext:
+def make_context(
+    recipe: Recipe, registry: Registry, run: RunDir, device: str | None = None, progress: Any = None
+) -> StageContext:
     env = make_env(recipe.env, registry)
     spec = env_spec(env)
     env.close()
-    return StageContext(recipe, registry, run, resolve_device(device or recipe.device), spec,
-                        progress or make_progress())
+    return StageContext(
+        recipe,
+        registry,
+        run,
+        resolve_device(device or recipe.device),
+        spec,
+        progress or make_progress(),
+    )
 
 
 def run_pipeline(
@@ -59,8 +66,10 @@ def run_pipeline(
     run = RunDir(out)
     run.init(recipe)
     ctx = make_context(recipe, registry, run, device)
-    console.print(f"[bold]wmkit run[/] {recipe.name} -> {run.root} "
-                  f"(device {ctx.device}, {recipe.num_workers()} workers)")
+    console.print(
+        f"[bold]wmkit run[/] {recipe.name} -> {run.root} "
+        f"(device {ctx.device}, {recipe.num_workers()} workers)"
+    )
     summaries: dict[str, Any] = {}
     with ctx.progress:
         for name, stage in STAGES:

@@ -98,8 +98,10 @@ def _drop_unknown_hooks(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> No
             pm.unregister(plugin, name=name)
             for info in infos:
                 if info.name == name:
-                    info.error = (f"plugin {name!r} (entry point {info.module!r}): unknown hook "
-                                  f"{', '.join(hooks)}; see docs/hooks.md")
+                    info.error = (
+                        f"plugin {name!r} (entry point {info.module!r}): unknown hook "
+                        f"{', '.join(hooks)}; see docs/hooks.md"
+                    )
 
 
 @lru_cache(maxsize=1)

@@ -72,6 +72,14 @@ class OptimizerOptions(Options):
         ge=1,
         description="Step cap of a fitness episode; null uses the environment's own limit.",
     )
+    stop_without_reward: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "End a fitness episode after this many consecutive steps without a positive "
+            "reward (a car that left the track); null plays every episode to its end."
+        ),
+    )
     train_in: Literal["real"] = Field(
         "real", description="Where fitness episodes run: 'real' is the actual environment."
     )
@@ -145,16 +153,17 @@ class Memory(Protocol):
     def initial_state(self, batch_size: int) -> Any:
         """The recurrent state before the first step, for ``batch_size`` agents."""
 
-    def step(
-        self, z: torch.Tensor, action: torch.Tensor, state: Any
-    ) -> tuple[Prediction, Any]:
+    def step(self, z: torch.Tensor, action: torch.Tensor, state: Any) -> tuple[Prediction, Any]:
         """Advance one batched time step; return the prediction and the new state."""
 
     def features(self, state: Any) -> torch.Tensor:
         """What the controller sees of the state (``h`` in the paper), [B, feature_dim]."""
 
     def sample(
-        self, prediction: Prediction, temperature: float = 1.0, generator: torch.Generator | None = None
+        self,
+        prediction: Prediction,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Draw the next latent [B, Z]; higher temperature means a more uncertain dream."""
 

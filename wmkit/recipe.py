@@ -193,7 +193,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
                 child = node[part] = {"name": child}
             if not isinstance(child, dict):
                 raise RecipeError(
-                    source, [(".".join(parts[: i + 1]), "is not a block; cannot set a key in it", child)]
+                    source,
+                    [(".".join(parts[: i + 1]), "is not a block; cannot set a key in it", child)],
                 )
             node = child
         node[parts[-1]] = yaml.safe_load(raw) if raw else ""
@@ -219,9 +220,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve_recipe(
-    data: dict[str, Any], registry: Registry, source: str = "<recipe>"
-) -> Recipe:
+def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<recipe>") -> Recipe:
     """Validate plain data into a Recipe, collecting every problem before raising."""
     data = dict(data)
     problems: list[tuple[str, str, Any]] = []

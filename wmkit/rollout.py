@@ -40,13 +40,15 @@ def run_episode(
     max_steps: int | None = None,
     record: bool = True,
     record_raw: bool = False,
+    stop_without_reward: int | None = None,
 ) -> Episode:
-    """Play one episode; ``record`` keeps the model frames, ``record_raw`` the full ones."""
+    """Play one episode; ``record`` keeps the model frames, ``record_raw`` the full ones.
+    ``stop_without_reward`` ends it after that many steps in a row with no positive reward."""
     frame, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
     policy.reset()
     frames, raws, actions, rewards, dones = [], [], [], [], []
-    total, steps = 0.0, 0
+    total, steps, dry = 0.0, 0, 0
     while max_steps is None or steps < max_steps:
         action = policy.act(frame)
         if record:
@@ -59,7 +61,8 @@ def run_episode(
         dones.append(terminated)
         total += float(reward)
         steps += 1
-        if terminated or truncated:
+        dry = 0 if reward > 0 else dry + 1
+        if terminated or truncated or (stop_without_reward and dry >= stop_without_reward):
             break
     if record_raw:
         raws.append(env.raw_frame)

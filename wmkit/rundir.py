@@ -13,6 +13,7 @@ from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json, atomic_write_text
 from wmkit.recipe import NOT_IDENTITY, Recipe
 
+
 class RunDir:
     """Paths of a run and its ``stages.json``: a stage listed there is complete."""
 

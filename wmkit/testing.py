@@ -2,7 +2,8 @@
 plugin's tests. Each takes a freshly built component and raises AssertionError on a breach.
 
     from wmkit.testing import check_memory
-    check_memory(MyMemory(MyMemory.Options(), latent_dim=8, action_dim=3), latent_dim=8, action_dim=3)
+    memory = MyMemory(MyMemory.Options(), latent_dim=8, action_dim=3)
+    check_memory(memory, latent_dim=8, action_dim=3)
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ def _finite_losses(losses: dict[str, float]) -> None:
 
 
 def _state_copy(component) -> dict:
-    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
-            for k, v in component.state_dict().items()}
+    return {
+        k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+        for k, v in component.state_dict().items()
+    }
 
 
-def check_vision(vision: Vision, frame_shape: tuple[int, int, int] = (3, 64, 64), batch: int = 4) -> None:
+def check_vision(
+    vision: Vision, frame_shape: tuple[int, int, int] = (3, 64, 64), batch: int = 4
+) -> None:
     """Encode/decode shapes and ranges, one training pass, and a state round trip."""
     assert isinstance(vision, Vision), "does not implement the Vision protocol"
     assert isinstance(vision.name, str) and vision.name
@@ -37,7 +42,9 @@ def check_vision(vision: Vision, frame_shape: tuple[int, int, int] = (3, 64, 64)
     assert mu.shape == (batch, vision.latent_dim), f"encode mean shape {tuple(mu.shape)}"
     assert logvar.shape == mu.shape, "encode must return mean and log-variance of equal shape"
     decoded = vision.decode(mu)
-    assert decoded.shape == frames.shape, f"decode shape {tuple(decoded.shape)} != {tuple(frames.shape)}"
+    assert decoded.shape == frames.shape, (
+        f"decode shape {tuple(decoded.shape)} != {tuple(frames.shape)}"
+    )
     decoded = decoded.detach()
     assert float(decoded.min()) >= 0.0 and float(decoded.max()) <= 1.0, "decode must stay in [0, 1]"
     saved = _state_copy(vision)
@@ -67,8 +74,9 @@ def check_memory(memory: Memory, latent_dim: int, action_dim: int, batch: int = 
         assert nxt.shape == (batch, latent_dim), f"sample shape at temperature {tau}"
         assert bool(torch.isfinite(nxt).all()), "sample must be finite"
     again = memory.sample(pred, 1.0, torch.Generator().manual_seed(1))
-    assert torch.equal(again, memory.sample(pred, 1.0, torch.Generator().manual_seed(1))), \
+    assert torch.equal(again, memory.sample(pred, 1.0, torch.Generator().manual_seed(1))), (
         "sample must be reproducible with the same generator"
+    )
     T = 6
     seq = SequenceBatch(
         z=torch.randn(batch, T, latent_dim, generator=gen),
@@ -83,8 +91,9 @@ def check_memory(memory: Memory, latent_dim: int, action_dim: int, batch: int = 
     assert torch.allclose(pred2.reward, pred.reward, atol=1e-6), "state round trip failed"
 
 
-def check_controller(controller: Controller, input_dim: int, low: np.ndarray, high: np.ndarray,
-                     batch: int = 5) -> None:
+def check_controller(
+    controller: Controller, input_dim: int, low: np.ndarray, high: np.ndarray, batch: int = 5
+) -> None:
     """Actions inside the bounds, and a flat-parameter round trip that changes behaviour."""
     assert isinstance(controller, Controller), "does not implement the Controller protocol"
     params = controller.get_params()
@@ -96,14 +105,17 @@ def check_controller(controller: Controller, input_dim: int, low: np.ndarray, hi
     assert (acts >= low - 1e-6).all() and (acts <= high + 1e-6).all(), "actions out of bounds"
     rng = np.random.default_rng(0)
     controller.set_params(params + rng.standard_normal(len(params)))
-    assert not np.allclose(controller.act(feats).detach().cpu().numpy(), acts), \
+    assert not np.allclose(controller.act(feats).detach().cpu().numpy(), acts), (
         "set_params did not change the actions"
+    )
     controller.set_params(params)
     np.testing.assert_allclose(controller.get_params(), params, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(controller.act(feats).detach().cpu().numpy(), acts, atol=1e-6)
 
 
-def check_optimizer(optimizer: Optimizer, fresh: Optimizer | None = None, generations: int = 3) -> None:
+def check_optimizer(
+    optimizer: Optimizer, fresh: Optimizer | None = None, generations: int = 3
+) -> None:
     """Ask/tell on a quadratic improves the result; ``fresh`` (a second instance built the same
     way) resumed from the exported state must then ask exactly what ``optimizer`` asks."""
     assert isinstance(optimizer, Optimizer), "does not implement the Optimizer protocol"
@@ -123,10 +135,12 @@ def check_optimizer(optimizer: Optimizer, fresh: Optimizer | None = None, genera
     assert abs(ret(best_x) - best_f) < 1e-9, "result's return must belong to its parameters"
     state = optimizer.state_dict()
     for key, value in state.items():
-        assert isinstance(value, np.ndarray) and value.dtype != object, \
+        assert isinstance(value, np.ndarray) and value.dtype != object, (
             f"state {key!r} must be a plain array"
+        )
     if fresh is not None:
         fresh.load_state_dict({k: v.copy() for k, v in state.items()})
         a, b = optimizer.ask(), fresh.ask()
-        assert len(a) == len(b) and all(np.allclose(x, y) for x, y in zip(a, b)), \
+        assert len(a) == len(b) and all(np.allclose(x, y) for x, y in zip(a, b)), (
             "a resumed optimizer must ask the same candidates"
+        )

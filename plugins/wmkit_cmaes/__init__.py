@@ -36,8 +36,17 @@ class CMAES:
         self.es = cma.CMAEvolutionStrategy(
             x0,
             self.options.sigma0,
-            {"popsize": self.options.population, "randn": self.rng.randn, "verbose": -9,
-             "maxiter": np.inf},
+            {
+                "popsize": self.options.population,
+                "randn": self.rng.randn,
+                "verbose": -9,
+                "maxiter": np.inf,
+                # Early generations of an RL task often score every candidate the same (the car
+                # has not moved yet); that is no reason to stop the search.
+                "tolflatfitness": 10**9,
+                "tolfun": 0,
+                "tolfunhist": 0,
+            },
         )
 
     def ask(self) -> list[np.ndarray]:

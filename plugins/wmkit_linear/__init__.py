@@ -1,6 +1,6 @@
 """The paper's C: a single linear layer on [z, h], squashed by tanh into the action box.
 
-    a = squash(W [z, h] + b)        (3 x 288 + 3 = 867 parameters on CarRacing)
+a = squash(W [z, h] + b)        (3 x 288 + 3 = 867 parameters on CarRacing)
 """
 
 from __future__ import annotations
@@ -13,15 +13,20 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
+from wmkit.errors import WmkitError
 from wmkit.protocols import ControllerOptions
+
+Squash = Literal["affine", "clip"]
 
 
 class LinearControllerOptions(ControllerOptions):
-    squash: Literal["affine", "clip"] = Field(
+    squash: Squash | list[Squash] = Field(
         "affine",
         description=(
-            "How tanh's (-1, 1) reaches the action box: 'affine' rescales it onto [low, high]; "
-            "'clip' clips it to [low, high] (the paper's CarRacing brake)."
+            "How tanh's (-1, 1) reaches the action box, for all action dimensions or as a "
+            "list with one per dimension: 'affine' rescales it onto [low, high]; 'clip' "
+            "clips it to [low, high]. The paper's CarRacing code is [clip, affine, clip]: "
+            "steer = tanh, gas = (tanh + 1) / 2, brake = clip(tanh, 0, 1)."
         ),
     )
 
@@ -30,21 +35,36 @@ class LinearController(nn.Module):
     name = "linear"
     Options = LinearControllerOptions
 
-    def __init__(self, options: LinearControllerOptions, input_dim: int,
-                 action_low: np.ndarray, action_high: np.ndarray):
+    def __init__(
+        self,
+        options: LinearControllerOptions,
+        input_dim: int,
+        action_low: np.ndarray,
+        action_high: np.ndarray,
+    ):
         super().__init__()
         self.options = options
         self.linear = nn.Linear(input_dim, len(action_low))
         self.register_buffer("low", torch.as_tensor(action_low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(action_high, dtype=torch.float32))
         self.num_params = sum(p.numel() for p in self.parameters())
+        squash = options.squash
+        if isinstance(squash, list):
+            if len(squash) != len(action_low):
+                raise WmkitError(
+                    f"controller.squash: {len(squash)} entries for {len(action_low)} action "
+                    "dimensions"
+                )
+        else:
+            squash = [squash] * len(action_low)
+        self.register_buffer("clip_mask", torch.tensor([s == "clip" for s in squash]))
 
     @torch.no_grad()
     def act(self, features: torch.Tensor) -> torch.Tensor:
         y = torch.tanh(self.linear(features.float()))
-        if self.options.squash == "clip":
-            return torch.maximum(torch.minimum(y, self.high), self.low)
-        return self.low + (y + 1) * 0.5 * (self.high - self.low)
+        clipped = torch.maximum(torch.minimum(y, self.high), self.low)
+        affine = self.low + (y + 1) * 0.5 * (self.high - self.low)
+        return torch.where(self.clip_mask, clipped, affine)
 
     def get_params(self) -> np.ndarray:
         return nn.utils.parameters_to_vector(self.parameters()).detach().cpu().double().numpy()

@@ -110,7 +110,9 @@ class MDNRNN(nn.Module):
         done_loss = F.binary_cross_entropy_with_logits(
             done_logit, batch.done[:, :-1], pos_weight=pos_weight
         )
-        total = nll + self.options.reward_weight * reward_loss + self.options.done_weight * done_loss
+        total = (
+            nll + self.options.reward_weight * reward_loss + self.options.done_weight * done_loss
+        )
         return {"loss": total, "mdn_nll": nll, "reward_mse": reward_loss, "done_bce": done_loss}
 
     def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:

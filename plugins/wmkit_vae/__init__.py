@@ -36,16 +36,21 @@ class ConvVAE(nn.Module):
         super().__init__()
         if tuple(frame_shape) != (3, 64, 64):
             raise WmkitError(
-                f"vision: conv_vae expects 64x64 RGB frames, got {frame_shape}; set env.frame_size: 64"
+                f"vision: conv_vae expects 64x64 RGB frames, got {frame_shape}; "
+                "set env.frame_size: 64"
             )
         self.options = options
         self.latent_dim = z = options.z_dim
         # 64 -> 31 -> 14 -> 6 -> 2, so the encoder ends in 256 x 2 x 2 = 1024 features.
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, 32, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 128, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(128, 256, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(3, 32, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(128, 256, 4, stride=2),
+            nn.ReLU(),
             nn.Flatten(),
         )
         self.fc_mu = nn.Linear(1024, z)
@@ -53,10 +58,14 @@ class ConvVAE(nn.Module):
         # 1 -> 5 -> 13 -> 30 -> 64, from a 1024-channel 1x1 "image".
         self.fc_decode = nn.Linear(z, 1024)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(1024, 128, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(128, 64, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 6, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid(),
+            nn.ConvTranspose2d(1024, 128, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(128, 64, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 6, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 3, 6, stride=2),
+            nn.Sigmoid(),
         )
         self._optimizer: torch.optim.Optimizer | None = None
 

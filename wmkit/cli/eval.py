@@ -30,11 +30,15 @@ def eval_(
     episodes: int | None = typer.Option(None, "--episodes", min=1, help="[default: recipe's]"),
     workers: int | None = typer.Option(None, "--workers", min=0, help="Worker processes."),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Seed of the first episode."),
-    policy: PolicyChoice = typer.Option(PolicyChoice.controller, "--policy",
-                                        help="The trained controller, or the recipe's random "
-                                             "collection policy on the same seeds."),
+    policy: PolicyChoice = typer.Option(
+        PolicyChoice.controller,
+        "--policy",
+        help="The trained controller, or the recipe's random collection policy on the same seeds.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    video: bool = typer.Option(False, "--video", help="Save videos of the best and worst episodes."),
+    video: bool = typer.Option(
+        False, "--video", help="Save videos of the best and worst episodes."
+    ),
 ) -> None:
     """Evaluate a run in the real environment: mean, std, min, max and every return."""
     from wmkit.pipeline import make_context
@@ -50,8 +54,9 @@ def eval_(
         raise WmkitError(f"{root}: no trained controller yet; finish 'wmkit run' first")
     ctx = make_context(recipe, get_registry(), run)
     with ctx.progress:
-        result = evaluate(ctx, policy.value, episodes, seed,
-                          video_dir=run.videos if video else None)
+        result = evaluate(
+            ctx, policy.value, episodes, seed, video_dir=run.videos if video else None
+        )
     out = run.root / "evals" / f"{policy.value}_seed{result.seeds[0]}_n{result.episodes}.json"
     atomic_write_json(out, result.to_dict())
     if as_json:

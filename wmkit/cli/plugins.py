@@ -17,12 +17,14 @@ def options_table(cls: type) -> list[dict]:
     rows = []
     for field_name, field in cls.Options.model_fields.items():
         default = field.get_default(call_default_factory=True)
-        rows.append({
-            "option": field_name,
-            "type": getattr(field.annotation, "__name__", str(field.annotation)),
-            "default": default,
-            "description": field.description or "",
-        })
+        rows.append(
+            {
+                "option": field_name,
+                "type": getattr(field.annotation, "__name__", str(field.annotation)),
+                "default": default,
+                "description": field.description or "",
+            }
+        )
     return rows
 
 
@@ -33,13 +35,18 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     data = {
         "plugins": [vars(info) for info in loaded.infos],
         "components": {
-            role: {name: {"plugin": registry.origins[(role, name)],
-                          "options": options_table(registry.get(role, name))}
-                   for name in registry.names(role)}
+            role: {
+                name: {
+                    "plugin": registry.origins[(role, name)],
+                    "options": options_table(registry.get(role, name)),
+                }
+                for name in registry.names(role)
+            }
             for role in ROLES
         },
-        "envs": {k: {"entry_point": v.entry_point, "plugin": v.plugin}
-                 for k, v in registry.envs.items()},
+        "envs": {
+            k: {"entry_point": v.entry_point, "plugin": v.plugin} for k, v in registry.envs.items()
+        },
     }
     if as_json:
         typer.echo(json.dumps(data, default=str, indent=2))
@@ -49,8 +56,13 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     for col in ("plugin", "module", "distribution", "version", "status"):
         table.add_column(col)
     for info in loaded.infos:
-        table.add_row(info.name, info.module, info.distribution, info.version,
-                      f"[red]{escape(info.error)}[/]" if info.error else "ok")
+        table.add_row(
+            info.name,
+            info.module,
+            info.distribution,
+            info.version,
+            f"[red]{escape(info.error)}[/]" if info.error else "ok",
+        )
     console.print(table)
     for role, comps in data["components"].items():
         for name, comp in comps.items():
@@ -58,6 +70,10 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
             for col in ("option", "type", "default", "description"):
                 t.add_column(col)
             for row in comp["options"]:
-                t.add_row(row["option"], escape(row["type"]), escape(repr(row["default"])),
-                          escape(row["description"]))
+                t.add_row(
+                    row["option"],
+                    escape(row["type"]),
+                    escape(repr(row["default"])),
+                    escape(row["description"]),
+                )
             console.print(t)

@@ -35,5 +35,6 @@ def run(
         f"mean {result['mean']:.1f} ± {result['std']:.1f} "
         f"(min {result['min']:.1f}, max {result['max']:.1f})"
     )
-    typer.echo(f"eval mean {result['mean']:.2f} std {result['std']:.2f} "
-               f"episodes {result['episodes']}")
+    typer.echo(
+        f"eval mean {result['mean']:.2f} std {result['std']:.2f} episodes {result['episodes']}"
+    )

@@ -17,6 +17,8 @@ def validate(
 ) -> None:
     """Validate a recipe: every error names the file, the field and the bad value."""
     r = load_recipe(recipe, overrides)
-    parts = ", ".join(f"{role} {getattr(r, role).name}"
-                      for role in ("vision", "memory", "controller", "optimizer"))
+    parts = ", ".join(
+        f"{role} {getattr(r, role).name}"
+        for role in ("vision", "memory", "controller", "optimizer")
+    )
     typer.echo(f"ok: {recipe} ({r.env.id}; {parts})")

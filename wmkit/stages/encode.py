@@ -26,7 +26,9 @@ def encode_dataset(ctx: StageContext, chunk: int = 1000) -> dict:
         ep = rollouts.load(info.episode)
         mus, logvars = [], []
         for start in range(0, len(ep["frames"]), chunk):
-            mu, logvar = vision.encode(frames_to_tensor(ep["frames"][start : start + chunk], ctx.device))
+            mu, logvar = vision.encode(
+                frames_to_tensor(ep["frames"][start : start + chunk], ctx.device)
+            )
             mus.append(mu.cpu().numpy())
             logvars.append(logvar.cpu().numpy())
         arrays = {

@@ -43,8 +43,11 @@ def eval_episode(task: tuple[str, int, int | None, bool]) -> tuple[float, int, l
 
 
 def evaluate(
-    ctx: StageContext, policy: str = "controller", episodes: int | None = None,
-    seed: int | None = None, video_dir: Path | None = None,
+    ctx: StageContext,
+    policy: str = "controller",
+    episodes: int | None = None,
+    seed: int | None = None,
+    video_dir: Path | None = None,
 ) -> EvalResult:
     cfg = ctx.recipe.eval
     episodes = cfg.episodes if episodes is None else episodes
@@ -71,8 +74,13 @@ def evaluate(
     finally:
         executor.close()
     return EvalResult(
-        policy, episodes, float(returns.mean()),
+        policy,
+        episodes,
+        float(returns.mean()),
         float(statistics.pstdev(returns.tolist())) if episodes > 1 else 0.0,
-        float(returns.min()), float(returns.max()),
-        [round(float(r), 3) for r in returns], seeds, steps.tolist(),
+        float(returns.min()),
+        float(returns.max()),
+        [round(float(r), 3) for r in returns],
+        seeds,
+        steps.tolist(),
     )

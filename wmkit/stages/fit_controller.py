@@ -19,12 +19,22 @@ from wmkit.stages.base import StageContext
 from wmkit.worker import context
 
 
-def fitness_rollout(task: tuple[np.ndarray, int, int | None]) -> float:
-    """Worker task: the return of one episode of the controller with these parameters."""
-    params, seed, max_steps = task
+def fitness_rollout(task: tuple[np.ndarray, int]) -> tuple[float, int]:
+    """Worker task: the return (and length) of one episode of the controller with these
+    parameters."""
+    params, seed = task
+    options = context().recipe.optimizer.options
     agent = context().agent()
     agent.controller.set_params(params)
-    return run_episode(context().env(), AgentPolicy(agent), seed, max_steps, record=False).total_return
+    ep = run_episode(
+        context().env(),
+        AgentPolicy(agent),
+        seed,
+        options.max_steps,
+        record=False,
+        stop_without_reward=options.stop_without_reward,
+    )
+    return ep.total_return, ep.steps
 
 
 def fit_controller(ctx: StageContext) -> dict:
@@ -55,24 +65,43 @@ def fit_controller(ctx: StageContext) -> dict:
                 break
             t0 = time.time()
             solutions = optimizer.ask()
-            seeds = [derive_seed(recipe.seed, "fitness", gen, j)
-                     for j in range(options.rollouts_per_candidate)]
-            tasks = [(x, s, options.max_steps) for x in solutions for s in seeds]
+            seeds = [
+                derive_seed(recipe.seed, "fitness", gen, j)
+                for j in range(options.rollouts_per_candidate)
+            ]
+            tasks = [(x, s) for x in solutions for s in seeds]
             returns = np.zeros(len(tasks))
-            for i, value in executor.map(fitness_rollout, tasks):
+            steps = 0
+            for i, (value, n) in executor.map(fitness_rollout, tasks):
                 returns[i] = value
+                steps += n
             fitness = returns.reshape(len(solutions), len(seeds)).mean(axis=1)
             optimizer.tell(solutions, fitness.tolist())
             best_x, best_f = optimizer.result()
-            logger.log(gen, best=float(fitness.max()), mean=float(fitness.mean()),
-                       worst=float(fitness.min()), best_ever=float(best_f),
-                       seconds=round(time.time() - t0, 3))
+            logger.log(
+                gen,
+                best=float(fitness.max()),
+                mean=float(fitness.mean()),
+                worst=float(fitness.min()),
+                best_ever=float(best_f),
+                env_steps=steps,
+                seconds=round(time.time() - t0, 3),
+            )
             controller.set_params(best_x)
-            save_component(ckpt / "controller", controller, recipe, "controller",
-                           generation=gen + 1, fitness=float(best_f))
+            save_component(
+                ckpt / "controller",
+                controller,
+                recipe,
+                "controller",
+                generation=gen + 1,
+                fitness=float(best_f),
+            )
             checkpoint.save_tensors(state_stem, optimizer.state_dict(), {"generation": gen + 1})
-            ctx.progress.update(task, advance=1, info=f"best {fitness.max():.1f} "
-                                f"mean {fitness.mean():.1f} best-ever {best_f:.1f}")
+            ctx.progress.update(
+                task,
+                advance=1,
+                info=f"best {fitness.max():.1f} mean {fitness.mean():.1f} best-ever {best_f:.1f}",
+            )
     finally:
         executor.close()
         logger.close()
@@ -81,6 +110,12 @@ def fit_controller(ctx: StageContext) -> dict:
         plot_fitness(rows, ctx.run.plots / "controller_fitness.png")
     best_x, best_f = optimizer.result()
     controller.set_params(best_x)
-    save_component(ckpt / "controller", controller, recipe, "controller",
-                   generation=len(rows), fitness=float(best_f))
+    save_component(
+        ckpt / "controller",
+        controller,
+        recipe,
+        "controller",
+        generation=len(rows),
+        fitness=float(best_f),
+    )
     return {"generations": len(rows), "best_fitness": float(best_f)}

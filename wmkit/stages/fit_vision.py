@@ -40,5 +40,9 @@ def plot_reconstructions(ctx: StageContext, vision, store: RolloutStore, n: int 
     real = episode[np.linspace(0, len(episode) - 1, n).astype(int)]
     mu, _ = vision.encode(frames_to_tensor(real, ctx.device))
     decoded = vision.decode(mu).clamp(0, 1).mul(255).byte().permute(0, 2, 3, 1).cpu().numpy()
-    image_grid([real, decoded], ["real", "decoded"], ctx.run.plots / "reconstructions.png",
-               "V: real (top) vs decoded (bottom)")
+    image_grid(
+        [real, decoded],
+        ["real", "decoded"],
+        ctx.run.plots / "reconstructions.png",
+        "V: real (top) vs decoded (bottom)",
+    )

@@ -36,10 +36,14 @@ def train_epochs(
     start = 0
     if checkpoint.exists(stem):
         start = int(load_component(stem, component, role).get("epoch", 0))
-    logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, f"fit_{role}", keep_until=start - 1)
+    logger = MetricsLogger(
+        ctx.run.metrics, ctx.run.tensorboard, f"fit_{role}", keep_until=start - 1
+    )
     task = ctx.progress.add_task(
-        f"fit {role}", total=options.epochs * batches_per_epoch,
-        completed=start * batches_per_epoch, info="",
+        f"fit {role}",
+        total=options.epochs * batches_per_epoch,
+        completed=start * batches_per_epoch,
+        info="",
     )
     for epoch in range(start, options.epochs):
         torch.manual_seed(derive_seed(ctx.recipe.seed, f"{role}-epoch", epoch))
