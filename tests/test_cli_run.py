@@ -71,6 +71,11 @@ def test_tiny_recipe_end_to_end_then_resume_and_eval(tiny_recipe, tmp_path):
     assert data["policy"] == "random" and data["seeds"] == [7, 8, 9] and len(data["returns"]) == 3
     assert (out / "evals" / "random_seed7_n3.json").exists()
 
+    video = runner.invoke(app, ["eval", "--checkpoint", str(out), "--episodes", "2", "--video"])
+    assert video.exit_code == 0, video.output
+    names = sorted(p.name.split("_seed")[0] for p in (out / "videos").iterdir())
+    assert names == ["controller_best", "controller_worst"]
+
 
 def test_eval_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path)])

@@ -86,6 +86,7 @@ def build_trained(
     ckpt_dir: Path,
     device: str = "cpu",
     controller: bool = True,
+    controller_stem: Path | None = None,
 ) -> tuple[Vision, Memory, Controller | None]:
     """V and M (and C) with the weights of a run's checkpoints, in eval mode on ``device``."""
     vision = build_vision(recipe, registry, spec)
@@ -98,6 +99,7 @@ def build_trained(
     ctrl = None
     if controller:
         ctrl = build_controller(recipe, registry, vision.latent_dim + memory.feature_dim, spec)
-        if checkpoint.exists(ckpt_dir / "controller"):
-            load_component(ckpt_dir / "controller", ctrl, "controller")
+        stem = controller_stem or ckpt_dir / "controller"
+        if checkpoint.exists(stem):
+            load_component(stem, ctrl, "controller")
     return vision, memory, ctrl

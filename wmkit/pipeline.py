@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wmkit.components import resolve_device
+import torch
+
+from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
 from wmkit.fileio import atomic_write_json
 from wmkit.progress import console, make_progress
@@ -21,16 +23,34 @@ from wmkit.rundir import RunDir
 from wmkit.stages.base import StageContext
 from wmkit.stages.collect import collect
 from wmkit.stages.encode import encode_dataset
-from wmkit.stages.evaluate import evaluate
-from wmkit.stages.fit_controller import fit_controller
+from wmkit.stages.evaluate import dream_score, evaluate
+from wmkit.stages.fit_controller import fit_controller, trained_memory_and_controller
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
+from wmkit.stages.sweep import temperature_sweep
 
 
 def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
+    """The real score over eval.episodes, and the same controller's score in the dream."""
     result = evaluate(ctx)
-    atomic_write_json(ctx.run.eval_path, result.to_dict())
-    return {"mean": result.mean, "std": result.std, "episodes": result.episodes}
+    memory, controller = trained_memory_and_controller(ctx)
+    load_component(ctx.run.checkpoints / "controller", controller, "controller")
+    if isinstance(controller, torch.nn.Module):
+        controller.to(ctx.device)
+    dream = dream_score(ctx, memory, controller, ctx.recipe.dream.temperature)
+    data = {
+        **result.to_dict(),
+        "real": {"mean": result.mean, "std": result.std},
+        "dream": dream,
+        "train_in": ctx.recipe.optimizer.options.train_in,
+    }
+    atomic_write_json(ctx.run.eval_path, data)
+    return {
+        "mean": result.mean,
+        "std": result.std,
+        "episodes": result.episodes,
+        "dream_mean": dream["mean"],
+    }
 
 
 STAGES: list[tuple[str, Callable[[StageContext], dict[str, Any]]]] = [
@@ -40,6 +60,7 @@ STAGES: list[tuple[str, Callable[[StageContext], dict[str, Any]]]] = [
     ("fit_memory", fit_memory),
     ("fit_controller", fit_controller),
     ("evaluate", _evaluate_stage),
+    ("temperature_sweep", temperature_sweep),
 ]
 
 

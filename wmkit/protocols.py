@@ -80,8 +80,12 @@ class OptimizerOptions(Options):
             "reward (a car that left the track); null plays every episode to its end."
         ),
     )
-    train_in: Literal["real"] = Field(
-        "real", description="Where fitness episodes run: 'real' is the actual environment."
+    train_in: Literal["real", "dream"] = Field(
+        "real",
+        description=(
+            "Where fitness episodes run: 'real' plays the environment (V and M in the loop); "
+            "'dream' rolls M forward instead and never touches the environment."
+        ),
     )
 
 
@@ -190,6 +194,9 @@ class Controller(Protocol):
     num_params: int
 
     def act(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    # Optional: ``act_batched(params [B, P], features [B, F]) -> [B, A]``, row i acting with
+    # its own parameters. Dream training uses it to score a whole generation in one batch.
 
     def get_params(self) -> np.ndarray:
         """All parameters as one flat float64 vector (what the optimizer searches)."""

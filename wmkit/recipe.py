@@ -91,6 +91,35 @@ class EvalConfig(Options):
     )
 
 
+class DreamConfig(Options):
+    """Rolling M forward as the environment: training C in it, and scoring C there."""
+
+    temperature: float = Field(
+        1.0, gt=0, description="tau: mixture logits / tau, standard deviations * sqrt(tau)."
+    )
+    max_steps: int = Field(1000, ge=1, description="Step cap of a dream episode.")
+    done_threshold: float = Field(
+        0.5, gt=0, le=1, description="A dream episode ends when M's done probability passes this."
+    )
+    score_episodes: int = Field(
+        100, ge=1, description="Dream episodes that give the final controller its dream score."
+    )
+    sweep: list[float] = Field(
+        default_factory=list,
+        description=(
+            "Temperatures to train a controller in the dream at, each then scored in the dream "
+            "and in the real environment (the paper's Table 2); empty skips the sweep."
+        ),
+    )
+
+    @field_validator("sweep")
+    @classmethod
+    def _positive(cls, value: list[float]) -> list[float]:
+        if any(t <= 0 for t in value):
+            raise ValueError("temperatures must be > 0")
+        return value
+
+
 class ComponentBlock(BaseModel):
     """A resolved component choice: its registered name and its validated options."""
 
@@ -121,6 +150,7 @@ class Recipe(Options):
     controller: ComponentBlock = Field(description="C: the policy on [z, h].")
     optimizer: ComponentBlock = Field(description="Searches C's parameters.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Final evaluation.")
+    dream: DreamConfig = Field(default_factory=DreamConfig, description="Dreams in M.")
 
     def num_workers(self) -> int:
         return os.cpu_count() or 1 if self.workers is None else self.workers

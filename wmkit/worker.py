@@ -24,6 +24,7 @@ class WorkerContext:
     recipe: Recipe
     registry: Registry
     run: RunDir
+    controller_stem: Path | None = None
     _env: FrameWrapper | None = None
     _agent: Agent | None = None
     cache: dict[str, Any] = field(default_factory=dict)
@@ -40,7 +41,11 @@ class WorkerContext:
         """The trained V and M from the run's checkpoints, with the run's controller."""
         if self._agent is None:
             vision, memory, controller = build_trained(
-                self.recipe, self.registry, self.spec(), self.run.checkpoints
+                self.recipe,
+                self.registry,
+                self.spec(),
+                self.run.checkpoints,
+                controller_stem=self.controller_stem,
             )
             self._agent = Agent(vision, memory, controller)
         return self._agent
@@ -49,12 +54,16 @@ class WorkerContext:
 _context: WorkerContext | None = None
 
 
-def init_worker(recipe_data: dict[str, Any], run_root: str) -> None:
-    """Executor initializer: runs once in each worker (or inline, in this process)."""
+def init_worker(
+    recipe_data: dict[str, Any], run_root: str, controller_stem: str | None = None
+) -> None:
+    """Executor initializer: runs once in each worker (or inline, in this process).
+    ``controller_stem`` picks another controller checkpoint than the run's own."""
     global _context
     registry = get_registry()
     recipe = resolve_recipe(recipe_data, registry)
-    _context = WorkerContext(recipe, registry, RunDir(Path(run_root)))
+    stem = Path(controller_stem) if controller_stem else None
+    _context = WorkerContext(recipe, registry, RunDir(Path(run_root)), stem)
 
 
 def context() -> WorkerContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from rich.progress import Progress
@@ -24,7 +25,9 @@ class StageContext:
     spec: EnvSpec
     progress: Progress
 
-    def executor(self, workers: int | None = None):
-        """A pool of rollout workers that know this run's recipe and directory."""
+    def executor(self, workers: int | None = None, controller_stem: Path | None = None):
+        """A pool of rollout workers that know this run's recipe and directory (and which
+        controller checkpoint to play, when not the run's own)."""
         n = self.recipe.num_workers() if workers is None else workers
-        return make_executor(n, init_worker, (self.recipe.to_dict(), str(self.run.root)))
+        stem = str(controller_stem) if controller_stem else None
+        return make_executor(n, init_worker, (self.recipe.to_dict(), str(self.run.root), stem))

@@ -7,11 +7,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from wmkit.dream import dream_rollout
 from wmkit.policies import AgentPolicy
+from wmkit.protocols import Controller, Memory
 from wmkit.rollout import run_episode
+from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
 from wmkit.stages.collect import random_policy
+from wmkit.stages.fit_controller import sample_starts, start_latents
 from wmkit.worker import context
 
 
@@ -48,6 +53,7 @@ def evaluate(
     episodes: int | None = None,
     seed: int | None = None,
     video_dir: Path | None = None,
+    controller_stem: Path | None = None,
 ) -> EvalResult:
     cfg = ctx.recipe.eval
     episodes = cfg.episodes if episodes is None else episodes
@@ -55,8 +61,8 @@ def evaluate(
     seeds = [first + i for i in range(episodes)]
     returns = np.zeros(episodes)
     steps = np.zeros(episodes, dtype=int)
-    task = ctx.progress.add_task(f"eval {policy}", total=episodes, info="")
-    executor = ctx.executor(min(ctx.recipe.num_workers(), episodes))
+    task = ctx.progress.add_task(f"eval {policy} (real)", total=episodes, info="")
+    executor = ctx.executor(min(ctx.recipe.num_workers(), episodes), controller_stem)
     try:
         tasks = [(policy, s, cfg.max_steps, False) for s in seeds]
         for i, (ret, n, _) in executor.map(eval_episode, tasks):
@@ -84,3 +90,32 @@ def evaluate(
         seeds,
         steps.tolist(),
     )
+
+
+@torch.no_grad()
+def dream_score(
+    ctx: StageContext,
+    memory: Memory,
+    controller: Controller,
+    temperature: float,
+    episodes: int | None = None,
+) -> dict:
+    """The controller's return in M's dream, from real episode starts, at ``temperature``."""
+    cfg = ctx.recipe.dream
+    episodes = episodes or cfg.score_episodes
+    gen = torch.Generator(device=ctx.device)
+    gen.manual_seed(derive_seed(ctx.recipe.seed, "dream-score"))
+    z0 = sample_starts(start_latents(ctx, ctx.device), episodes, gen)
+    result = dream_rollout(
+        memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen
+    )
+    returns = result.returns.cpu().numpy()
+    return {
+        "temperature": temperature,
+        "episodes": episodes,
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "min": float(returns.min()),
+        "max": float(returns.max()),
+        "mean_steps": float(result.steps.float().mean()),
+    }

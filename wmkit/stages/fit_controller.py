@@ -1,27 +1,42 @@
-"""Stage 5: evolve C with the optimizer; every candidate is scored by real rollouts with the
-trained V and M in the loop, the rollouts spread over the worker processes."""
+"""Stage 5: evolve C with the optimizer.
+
+Fitness comes from one of two places (``optimizer.train_in``):
+
+* ``real``: episodes of the real environment with the trained V and M in the loop, spread
+  over the worker processes;
+* ``dream``: episodes imagined by M alone, a whole generation (population x rollouts) as
+  one batch on M's device. No environment is created, let alone stepped.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from wmkit import checkpoint
 from wmkit.components import build_controller, build_optimizer, build_trained, save_component
+from wmkit.dream import dream_rollout
 from wmkit.metrics import MetricsLogger, read_metrics
 from wmkit.plots import plot_fitness
 from wmkit.policies import AgentPolicy
+from wmkit.protocols import Controller, Memory
 from wmkit.rollout import run_episode
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
+from wmkit.store import RolloutStore
 from wmkit.worker import context
+
+# Scores a generation: (candidates, generation) -> (fitness per candidate, steps taken).
+Scorer = Callable[[list[np.ndarray], int], tuple[np.ndarray, int]]
 
 
 def fitness_rollout(task: tuple[np.ndarray, int]) -> tuple[float, int]:
-    """Worker task: the return (and length) of one episode of the controller with these
-    parameters."""
+    """Worker task: the return (and length) of one real episode of the controller with
+    these parameters."""
     params, seed = task
     options = context().recipe.optimizer.options
     agent = context().agent()
@@ -37,45 +52,114 @@ def fitness_rollout(task: tuple[np.ndarray, int]) -> tuple[float, int]:
     return ep.total_return, ep.steps
 
 
-def fit_controller(ctx: StageContext) -> dict:
+def real_scorer(ctx: StageContext, executor) -> Scorer:
+    options = ctx.recipe.optimizer.options
+
+    def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, int]:
+        seeds = [
+            derive_seed(ctx.recipe.seed, "fitness", gen, j)
+            for j in range(options.rollouts_per_candidate)
+        ]
+        tasks = [(x, s) for x in solutions for s in seeds]
+        returns = np.zeros(len(tasks))
+        steps = 0
+        for i, (value, n) in executor.map(fitness_rollout, tasks):
+            returns[i] = value
+            steps += n
+        return returns.reshape(len(solutions), len(seeds)).mean(axis=1), steps
+
+    return score
+
+
+def start_latents(ctx: StageContext, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and log-variance of V at the first frame of every collected episode: where
+    dreams begin."""
+    latents = RolloutStore(ctx.run.latents)
+    mus, logvars = [], []
+    for info in latents.infos():
+        ep = latents.load(info.episode)
+        mus.append(ep["mu"][0])
+        logvars.append(ep["logvar"][0])
+    return (
+        torch.as_tensor(np.stack(mus), device=device),
+        torch.as_tensor(np.stack(logvars), device=device),
+    )
+
+
+def sample_starts(
+    pool: tuple[torch.Tensor, torch.Tensor], n: int, generator: torch.Generator
+) -> torch.Tensor:
+    mu, logvar = pool
+    idx = torch.randint(len(mu), (n,), generator=generator, device=mu.device)
+    eps = torch.randn(mu[idx].shape, generator=generator, device=mu.device)
+    return mu[idx] + (logvar[idx] / 2).exp() * eps
+
+
+def dream_scorer(
+    ctx: StageContext,
+    memory: Memory,
+    controller: Controller,
+    temperature: float,
+    salt: str = "dream",
+) -> Scorer:
+    """Scores a generation entirely in M's dream, as one batch."""
+    options, cfg = ctx.recipe.optimizer.options, ctx.recipe.dream
+    pool = start_latents(ctx, ctx.device)
+
+    def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, int]:
+        k = options.rollouts_per_candidate
+        gen_rng = torch.Generator(device=ctx.device)
+        gen_rng.manual_seed(derive_seed(ctx.recipe.seed, salt, gen))
+        # Every candidate meets the same k starts and the same noise: fairer comparisons.
+        z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
+        params = torch.as_tensor(
+            np.repeat(np.stack(solutions), k, axis=0), dtype=torch.float32, device=ctx.device
+        )
+        result = dream_rollout(
+            memory,
+            controller,
+            z0,
+            params,
+            temperature,
+            options.max_steps or cfg.max_steps,
+            cfg.done_threshold,
+            gen_rng,
+        )
+        fitness = result.returns.view(len(solutions), k).mean(dim=1).cpu().numpy()
+        return fitness.astype(float), int(result.steps.sum())
+
+    return score
+
+
+def evolve(
+    ctx: StageContext,
+    controller: Controller,
+    score: Scorer,
+    ckpt_dir: Path,
+    metrics_name: str,
+    label: str,
+) -> dict:
+    """The optimizer's generations, checkpointed after each one so a restart resumes at the
+    next generation with the optimizer's exact state."""
     recipe, options = ctx.recipe, ctx.recipe.optimizer.options
-    ckpt = ctx.run.checkpoints
-    # The controller's input size comes from the trained V and M.
-    vision, memory, _ = build_trained(recipe, ctx.registry, ctx.spec, ckpt, controller=False)
-    latent_dim = vision.latent_dim
-    torch.manual_seed(derive_seed(recipe.seed, "controller-init"))
-    controller = build_controller(recipe, ctx.registry, latent_dim + memory.feature_dim, ctx.spec)
     optimizer = build_optimizer(
         recipe, ctx.registry, controller.get_params(), derive_seed(recipe.seed, "optimizer")
     )
-    state_stem = ckpt / "optimizer_state"
+    state_stem = ckpt_dir / "optimizer_state"
     start = 0
     if checkpoint.exists(state_stem):
         state, meta = checkpoint.load_tensors(state_stem)
         optimizer.load_state_dict(state)
         start = int(meta["generation"])
-    logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, "fit_controller", start - 1)
-    task = ctx.progress.add_task(
-        "fit controller", total=options.generations, completed=start, info=""
-    )
-    executor = ctx.executor()
+    logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, metrics_name, start - 1)
+    task = ctx.progress.add_task(label, total=options.generations, completed=start, info="")
     try:
         for gen in range(start, options.generations):
             if optimizer.stop():
                 break
             t0 = time.time()
             solutions = optimizer.ask()
-            seeds = [
-                derive_seed(recipe.seed, "fitness", gen, j)
-                for j in range(options.rollouts_per_candidate)
-            ]
-            tasks = [(x, s) for x in solutions for s in seeds]
-            returns = np.zeros(len(tasks))
-            steps = 0
-            for i, (value, n) in executor.map(fitness_rollout, tasks):
-                returns[i] = value
-                steps += n
-            fitness = returns.reshape(len(solutions), len(seeds)).mean(axis=1)
+            fitness, steps = score(solutions, gen)
             optimizer.tell(solutions, fitness.tolist())
             best_x, best_f = optimizer.result()
             logger.log(
@@ -89,7 +173,7 @@ def fit_controller(ctx: StageContext) -> dict:
             )
             controller.set_params(best_x)
             save_component(
-                ckpt / "controller",
+                ckpt_dir / "controller",
                 controller,
                 recipe,
                 "controller",
@@ -103,15 +187,18 @@ def fit_controller(ctx: StageContext) -> dict:
                 info=f"best {fitness.max():.1f} mean {fitness.mean():.1f} best-ever {best_f:.1f}",
             )
     finally:
-        executor.close()
         logger.close()
     rows = read_metrics(logger.path)
     if rows:
-        plot_fitness(rows, ctx.run.plots / "controller_fitness.png")
+        plot_fitness(
+            rows,
+            ctx.run.plots / f"{metrics_name.removeprefix('fit_')}_fitness.png",
+            f"{label}: return per generation",
+        )
     best_x, best_f = optimizer.result()
     controller.set_params(best_x)
     save_component(
-        ckpt / "controller",
+        ckpt_dir / "controller",
         controller,
         recipe,
         "controller",
@@ -119,3 +206,43 @@ def fit_controller(ctx: StageContext) -> dict:
         fitness=float(best_f),
     )
     return {"generations": len(rows), "best_fitness": float(best_f)}
+
+
+def trained_memory_and_controller(ctx: StageContext) -> tuple[Memory, Controller]:
+    """M from its checkpoint on the stage's device, and a fresh C sized for [z, h]."""
+    vision, memory, _ = build_trained(
+        ctx.recipe,
+        ctx.registry,
+        ctx.spec,
+        ctx.run.checkpoints,
+        device=str(ctx.device),
+        controller=False,
+    )
+    torch.manual_seed(derive_seed(ctx.recipe.seed, "controller-init"))
+    controller = build_controller(
+        ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
+    )
+    return memory, controller
+
+
+def fit_controller(ctx: StageContext) -> dict:
+    memory, controller = trained_memory_and_controller(ctx)
+    if ctx.recipe.optimizer.options.train_in == "dream":
+        if isinstance(controller, torch.nn.Module):
+            controller.to(ctx.device)  # the dream runs where M is
+        score = dream_scorer(ctx, memory, controller, ctx.recipe.dream.temperature)
+        return evolve(
+            ctx, controller, score, ctx.run.checkpoints, "fit_controller", "fit controller (dream)"
+        )
+    executor = ctx.executor()
+    try:
+        return evolve(
+            ctx,
+            controller,
+            real_scorer(ctx, executor),
+            ctx.run.checkpoints,
+            "fit_controller",
+            "fit controller",
+        )
+    finally:
+        executor.close()

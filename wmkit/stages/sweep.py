@@ -1,0 +1,90 @@
+"""Stage 7 (optional): the paper's Table 2. For each temperature tau, train a controller
+entirely in the dream at tau, then score it in the dream and in the real environment.
+
+Low tau gives an easy, exploitable dream; higher tau a harder one whose policies transfer.
+"""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from wmkit.components import load_component  # noqa: E402
+from wmkit.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from wmkit.stages.base import StageContext  # noqa: E402
+from wmkit.stages.evaluate import dream_score, evaluate  # noqa: E402
+from wmkit.stages.fit_controller import (  # noqa: E402
+    dream_scorer,
+    evolve,
+    trained_memory_and_controller,
+)
+
+
+def temperature_sweep(ctx: StageContext) -> dict:
+    taus = ctx.recipe.dream.sweep
+    if not taus:
+        return {"temperatures": 0}
+    root = ctx.run.root / "sweep"
+    results_path = root / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for tau in taus:
+        key = f"{tau:g}"
+        if key in results:
+            continue
+        folder = root / f"tau_{key}"
+        memory, controller = trained_memory_and_controller(ctx)
+        if isinstance(controller, torch.nn.Module):
+            controller.to(ctx.device)
+        score = dream_scorer(ctx, memory, controller, tau, salt=f"dream-{key}")
+        evolve(ctx, controller, score, folder, f"sweep_tau{key}", f"dream tau={key}")
+        load_component(folder / "controller", controller, "controller")
+        dream = dream_score(ctx, memory, controller, tau)
+        real = evaluate(ctx, controller_stem=folder / "controller")
+        results[key] = {
+            "temperature": tau,
+            "dream": dream,
+            "real": {
+                "mean": real.mean,
+                "std": real.std,
+                "episodes": real.episodes,
+                "returns": real.returns,
+            },
+        }
+        atomic_write_json(results_path, results)
+    rows = [results[f"{t:g}"] for t in taus]
+    write_table(ctx, rows)
+    return {"temperatures": len(rows)}
+
+
+def write_table(ctx: StageContext, rows: list[dict]) -> None:
+    lines = [
+        "| temperature | dream score | real score | real episodes |",
+        "|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        d, v = r["dream"], r["real"]
+        lines.append(
+            f"| {r['temperature']:g} | {d['mean']:.1f} ± {d['std']:.1f} | "
+            f"{v['mean']:.1f} ± {v['std']:.1f} | {v['episodes']} |"
+        )
+    atomic_write_text(ctx.run.root / "temperature_sweep.md", "\n".join(lines) + "\n")
+    taus = np.array([r["temperature"] for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("dream", "dream score"), ("real", "real score")):
+        means = np.array([r[key]["mean"] for r in rows])
+        stds = np.array([r[key]["std"] for r in rows])
+        ax.errorbar(taus, means, yerr=stds, marker="o", capsize=3, label=label)
+    ax.set_xlabel("temperature tau")
+    ax.set_ylabel("return")
+    ax.set_title("Trained in the dream at tau: dream vs real")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ctx.run.plots.mkdir(parents=True, exist_ok=True)
+    fig.savefig(ctx.run.plots / "temperature_sweep.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
