@@ -9,7 +9,15 @@ from typer.testing import CliRunner
 from wmkit.cli import app
 
 runner = CliRunner()
-STAGES = ["collect", "fit_vision", "encode", "fit_memory", "fit_controller", "evaluate"]
+STAGES = [
+    "collect",
+    "fit_vision",
+    "encode",
+    "fit_memory",
+    "fit_controller",
+    "evaluate",
+    "temperature_sweep",
+]
 
 
 def test_tiny_recipe_end_to_end_then_resume_and_eval(tiny_recipe, tmp_path):

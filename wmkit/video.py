@@ -29,11 +29,11 @@ def write_video(frames: list[np.ndarray] | np.ndarray, path: Path, fps: int = 30
     return path
 
 
-def write_strip(frames: np.ndarray, path: Path, count: int = 10) -> Path:
-    """``count`` evenly spaced frames side by side in one PNG, for a quick look."""
+def write_strip(frames: np.ndarray, path: Path, count: int = 10, vertical: bool = False) -> Path:
+    """``count`` evenly spaced frames in one PNG, side by side (or stacked), for a quick look."""
     frames = np.asarray(frames, dtype=np.uint8)
     idx = np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int)
-    strip = np.concatenate(list(frames[idx]), axis=1)
+    strip = np.concatenate(list(frames[idx]), axis=0 if vertical else 1)
     buf = io.BytesIO()
     iio.imwrite(buf, strip, extension=".png")
     atomic_write_bytes(Path(path), buf.getvalue())

@@ -96,8 +96,9 @@ class MDNRNN(nn.Module):
         logpi, mu, sigma = (prediction.params[k] for k in ("logpi", "mu", "sigma"))
         probs = F.softmax(logpi / temperature, dim=-1)
         # Inverse-CDF pick of one component per latent dimension (cheaper than multinomial).
-        u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=probs.device,
-                       dtype=probs.dtype)
+        u = torch.rand(
+            probs.shape[:-1] + (1,), generator=generator, device=probs.device, dtype=probs.dtype
+        )
         pick = (probs.cumsum(-1) < u).sum(-1, keepdim=True).clamp(max=probs.shape[-1] - 1)
         mu_k = mu.gather(-1, pick).squeeze(-1)
         sigma_k = sigma.gather(-1, pick).squeeze(-1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from wmkit.cli import dream as dream_cmd
 from wmkit.cli import eval as eval_cmd
 from wmkit.cli import plugins as plugins_cmd
 from wmkit.cli import run as run_cmd
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.command("run")(run_cmd.run)
 app.command("eval")(eval_cmd.eval_)
+app.command("dream")(dream_cmd.dream)
 app.command("validate")(validate_cmd.validate)
 app.command("plugins")(plugins_cmd.plugins)
 

@@ -1,0 +1,102 @@
+"""``wmkit dream``: watch what M imagines, alone or next to reality."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from wmkit.cli.errors import handle_errors
+from wmkit.errors import WmkitError
+from wmkit.plugins import get_registry
+from wmkit.progress import console
+from wmkit.recipe import load_recipe
+from wmkit.rundir import RunDir, latest_run
+
+
+class DreamPolicy(str, Enum):
+    controller = "controller"
+    random = "random"
+
+
+@handle_errors
+def dream(
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Run directory (default: the most recent under runs/)."
+    ),
+    steps: int = typer.Option(300, "--steps", min=1, help="Steps to imagine."),
+    temperature: float | None = typer.Option(
+        None, "--temperature", min=0.001, help="tau (default: the recipe's dream.temperature)."
+    ),
+    policy: DreamPolicy = typer.Option(
+        DreamPolicy.controller, "--policy", help="Who chooses the actions."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the real episode to start from."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Video file, .gif or .mp4 (default: RUN/videos/dream_....gif)."
+    ),
+    side_by_side: bool = typer.Option(
+        False, "--side-by-side", help="Show real | V reconstruction | M imagination."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+) -> None:
+    """Roll the world model forward in imagination and decode every latent to a frame."""
+    from wmkit.components import build_trained, resolve_device
+    from wmkit.envs import env_spec, make_env
+    from wmkit.imagine import compose, imagine
+    from wmkit.video import write_strip, write_video
+
+    root = checkpoint or latest_run()
+    run = RunDir(root)
+    if not run.recipe_path.exists():
+        raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
+    if not (run.checkpoints / "memory.json").exists():
+        raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
+    if out is not None and out.suffix not in (".gif", ".mp4"):
+        raise WmkitError(f"--out: {out}: the video must end in .gif or .mp4")
+    recipe = load_recipe(run.recipe_path)
+    registry = get_registry()
+    tau = recipe.dream.temperature if temperature is None else temperature
+    dev = str(resolve_device(device))
+    env = make_env(recipe.env, registry)
+    vision, memory, controller = build_trained(
+        recipe,
+        registry,
+        env_spec(env),
+        run.checkpoints,
+        device=dev,
+        controller=policy is DreamPolicy.controller,
+    )
+    if policy is DreamPolicy.controller:
+        if not (run.checkpoints / "controller.json").exists():
+            raise WmkitError(f"{root}: no trained controller yet; use --policy random")
+        controller.to(dev)
+    random_kind = "brownian" if recipe.collect.policy == "brownian" else "uniform"
+    with console.status("dreaming"):
+        result = imagine(
+            env,
+            vision,
+            memory,
+            controller,
+            steps,
+            tau,
+            seed,
+            side_by_side,
+            random_kind,
+            recipe.dream.done_threshold,
+            dev,
+        )
+    env.close()
+    frames = compose(result)
+    kind = "side_by_side" if side_by_side else "dream"
+    out = out or run.videos / f"{kind}_{policy.value}_seed{seed}_tau{tau:g}.gif"
+    video = write_video(frames, out)
+    strip = write_strip(frames, out.with_name(out.stem + "_strip.png"), count=8, vertical=True)
+    console.print(
+        f"{len(frames)} steps ({result.ended_by}); dream reward "
+        f"{result.dream_reward:.1f}"
+        + (f", real reward {result.real_reward:.1f}" if side_by_side else "")
+    )
+    typer.echo(f"video {video}")
+    typer.echo(f"strip {strip}")
