@@ -26,8 +26,8 @@ class DreamResult:
 def batched_act(controller: Controller, params: torch.Tensor | None, features: torch.Tensor):
     """Actions for B agents that may each have their own parameter vector (params [B, P]).
 
-    Controllers that implement ``act_batched`` do it in one batched call; for others, every
-    distinct parameter vector is set in turn (correct, but a Python loop over candidates).
+    Controllers that implement ``act_batched`` do it in one batched call; for others, each
+    row's parameters are set in turn (correct, but a Python loop over the batch).
     """
     if params is None:
         return controller.act(features)

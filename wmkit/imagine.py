@@ -48,6 +48,7 @@ def imagine(
     random_policy: str = "uniform",
     done_threshold: float = 0.5,
     device: str = "cpu",
+    brownian_dt: float = 1 / 50,
 ) -> Imagination:
     """Dream ``steps`` steps from the first frame of the episode with ``seed``.
     ``controller`` None means random actions (``random_policy``: uniform or brownian)."""
@@ -56,7 +57,7 @@ def imagine(
     frame, _ = env.reset(seed=seed)
     low, high = env.action_space.low, env.action_space.high
     random = (
-        BrownianPolicy(low, high, seed, 1 / 50)
+        BrownianPolicy(low, high, seed, brownian_dt)
         if random_policy == "brownian"
         else UniformPolicy(low, high, seed)
     )
@@ -76,10 +77,11 @@ def imagine(
             action = controller.act(feats)[0].cpu().numpy()
         else:
             action = random.act(frame)
+        # Frame t of the dream is what M believes frame t looks like (t = 0: V's encoding).
+        out.imagined.append(_to_image(vision.decode(z_dream)))
         a = torch.as_tensor(np.asarray(action, dtype=np.float32)[None], device=device)
         prediction, dream_state = memory.step(z_dream, a, dream_state)
         z_dream = memory.sample(prediction, temperature, gen)
-        out.imagined.append(_to_image(vision.decode(z_dream)))
         out.dream_reward += float(prediction.reward[0])
         if side_by_side:
             frame, reward, terminated, truncated, _ = env.step(action)

@@ -85,8 +85,9 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run every stage not yet complete in ``out``; returns the stages' summaries."""
     run = RunDir(out)
-    run.init(recipe)
     ctx = make_context(recipe, registry, run, device)
+    preflight(ctx)
+    run.init(recipe)
     console.print(
         f"[bold]wmkit run[/] {recipe.name} -> {run.root} "
         f"(device {ctx.device}, {recipe.num_workers()} workers)"
@@ -102,6 +103,24 @@ def run_pipeline(
             run.mark_done(name, time.time() - started, _plain(summary))
             summaries[name] = summary
     return summaries
+
+
+def preflight(ctx: StageContext) -> None:
+    """Build every component once, untrained, before any long work: a recipe whose parts do
+    not fit together (frame size, action dimensions...) fails now, not after V has trained."""
+    from wmkit.components import (
+        build_controller,
+        build_memory,
+        build_optimizer,
+        build_vision,
+    )
+
+    vision = build_vision(ctx.recipe, ctx.registry, ctx.spec)
+    memory = build_memory(ctx.recipe, ctx.registry, vision.latent_dim, ctx.spec)
+    controller = build_controller(
+        ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
+    )
+    build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:

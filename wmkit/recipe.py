@@ -117,6 +117,8 @@ class DreamConfig(Options):
     def _positive(cls, value: list[float]) -> list[float]:
         if any(t <= 0 for t in value):
             raise ValueError("temperatures must be > 0")
+        if len({f"{t:g}" for t in value}) != len(value):
+            raise ValueError("temperatures must be distinct")
         return value
 
 

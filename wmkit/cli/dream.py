@@ -15,6 +15,12 @@ from wmkit.recipe import load_recipe
 from wmkit.rundir import RunDir, latest_run
 
 
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
 class DreamPolicy(str, Enum):
     controller = "controller"
     random = "random"
@@ -39,9 +45,11 @@ def dream(
     side_by_side: bool = typer.Option(
         False, "--side-by-side", help="Show real | V reconstruction | M imagination."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where V and M run."),
 ) -> None:
     """Roll the world model forward in imagination and decode every latent to a frame."""
+    import torch
+
     from wmkit.components import build_trained, resolve_device
     from wmkit.envs import env_spec, make_env
     from wmkit.imagine import compose, imagine
@@ -58,7 +66,7 @@ def dream(
     recipe = load_recipe(run.recipe_path)
     registry = get_registry()
     tau = recipe.dream.temperature if temperature is None else temperature
-    dev = str(resolve_device(device))
+    dev = str(resolve_device(device.value))
     env = make_env(recipe.env, registry)
     vision, memory, controller = build_trained(
         recipe,
@@ -71,7 +79,8 @@ def dream(
     if policy is DreamPolicy.controller:
         if not (run.checkpoints / "controller.json").exists():
             raise WmkitError(f"{root}: no trained controller yet; use --policy random")
-        controller.to(dev)
+        if isinstance(controller, torch.nn.Module):
+            controller.to(dev)
     random_kind = "brownian" if recipe.collect.policy == "brownian" else "uniform"
     with console.status("dreaming"):
         result = imagine(

@@ -77,6 +77,8 @@ def start_latents(ctx: StageContext, device: torch.device) -> tuple[torch.Tensor
     latents = RolloutStore(ctx.run.latents)
     mus, logvars = [], []
     for info in latents.infos():
+        if info.steps == 0:
+            continue
         ep = latents.load(info.episode)
         mus.append(ep["mu"][0])
         logvars.append(ep["logvar"][0])
@@ -110,7 +112,7 @@ def dream_scorer(
         k = options.rollouts_per_candidate
         gen_rng = torch.Generator(device=ctx.device)
         gen_rng.manual_seed(derive_seed(ctx.recipe.seed, salt, gen))
-        # Every candidate meets the same k starts and the same noise: fairer comparisons.
+        # Every candidate meets the same k start latents: fairer comparisons.
         z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
         params = torch.as_tensor(
             np.repeat(np.stack(solutions), k, axis=0), dtype=torch.float32, device=ctx.device
