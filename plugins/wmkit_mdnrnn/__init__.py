@@ -57,6 +57,10 @@ class MDNRNN(nn.Module):
         self.lstm = nn.LSTM(latent_dim + action_dim, options.hidden, batch_first=True)
         # Per latent dim and component: a mixture logit, a mean and a log std; then r and done.
         self.head = nn.Linear(options.hidden, latent_dim * k * 3 + 2)
+        # Episodes rarely end: start the done head at p(done) ~ 0.7% rather than 50%, so
+        # that a dream from a barely trained M does not stop at every other step.
+        with torch.no_grad():
+            self.head.bias[-1] = -5.0
         self._optimizer: torch.optim.Optimizer | None = None
 
     def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
