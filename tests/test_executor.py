@@ -27,3 +27,51 @@ def test_inline_executor_runs_its_initializer_once():
     ex = make_executor(0, calls.append, ("init",))
     assert isinstance(ex, InlineExecutor) and calls == ["init"]
     assert list(ex.map(lambda x: x + 1, [1, 2])) == [(0, 2), (1, 3)]
+
+
+def crash_or_hang_once(task: tuple[int, str, str]) -> int:
+    """Fails the first time it sees a task marked 'crash' or 'hang', then succeeds."""
+    import os
+    import time
+    from pathlib import Path
+
+    value, mode, marker_dir = task
+    marker = Path(marker_dir) / f"{value}-{mode}"
+    if mode != "ok" and not marker.exists():
+        marker.write_text("seen")
+        if mode == "crash":
+            os._exit(1)
+        time.sleep(60)
+    return value * 10
+
+
+def test_a_crashed_or_hung_worker_is_replaced_and_its_task_retried(tmp_path):
+    modes = ["ok", "crash", "ok", "hang", "ok", "ok"]
+    tasks = [(i, m, str(tmp_path)) for i, m in enumerate(modes)]
+    ex = ProcessExecutor(2, task_timeout=5.0, retries=2)
+    try:
+        results = dict(ex.map(crash_or_hang_once, tasks))
+    finally:
+        ex.close()
+    assert results == {i: i * 10 for i in range(6)}
+    kinds = {(kind, i) for kind, i, _ in ex.events}
+    assert ("crashed", 1) in kinds and ("hung", 3) in kinds
+
+
+def always_crash(task: int) -> int:
+    import os
+
+    os._exit(3)
+
+
+def test_a_task_that_keeps_crashing_gives_up_with_a_clear_error():
+    import pytest
+
+    from wmkit.executor import WorkerFailure
+
+    ex = ProcessExecutor(2, retries=1)
+    try:
+        with pytest.raises(WorkerFailure, match="task 0 failed 2 times"):
+            list(ex.map(always_crash, [0]))
+    finally:
+        ex.close()

@@ -4,18 +4,29 @@ The stages only call ``map``; whether tasks run inline, in local worker processe
 on a cluster is the executor's business. Workers get one torch thread each: on a small
 machine, workers that keep torch's default thread count fight over the cores and run about
 15x slower together than alone.
+
+Local workers are fault tolerant: a worker that dies (segfault, OOM kill, ``os._exit``) or
+runs one task past ``task_timeout`` is replaced, and its task is retried up to ``retries``
+times; the other tasks in flight are resubmitted without penalty. Tasks must therefore be
+repeatable, which every wmkit task is (they are seeded and write their output atomically).
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
+
+from wmkit.errors import WmkitError
 
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger("wmkit.executor")
 
 
 class Executor(Protocol):
@@ -26,6 +37,10 @@ class Executor(Protocol):
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]: ...
 
     def close(self) -> None: ...
+
+
+class WorkerFailure(WmkitError):
+    """A task failed on every retry: its worker kept dying or hanging."""
 
 
 def _single_thread() -> None:
@@ -61,49 +76,110 @@ class InlineExecutor:
 
 
 class ProcessExecutor:
-    """A pool of spawned worker processes, kept for the life of a stage."""
+    """A pool of spawned worker processes, kept for the life of a stage, replaced on faults.
+
+    ``events`` records every fault (for logs and tests): (kind, task index, attempt).
+    """
 
     def __init__(
-        self, workers: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()
+        self,
+        workers: int,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple = (),
+        task_timeout: float | None = None,
+        retries: int = 2,
     ):
         self.workers = workers
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
+        self.task_timeout = task_timeout
+        self.retries = retries
+        self.events: list[tuple[str, int, int]] = []
+        self._initializer, self._initargs = initializer, initargs
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
             mp_context=mp.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(initializer, initargs),
+            initargs=(self._initializer, self._initargs),
         )
 
+    def _restart(self) -> None:
+        """Kill every worker (a hung one cannot be stopped any other way) and start anew."""
+        for proc in list(getattr(self._pool, "_processes", {}).values()):
+            proc.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
-        # Keep at most a few tasks per worker in flight, so a long task list costs no memory.
-        pending: dict[Future, int] = {}
-        queue = iter(enumerate(tasks))
-        limit = self.workers * 2
+        # One task per worker in flight: a task's age is then its running time, and a long
+        # task list costs no memory.
+        queue = list(range(len(tasks)))[::-1]
+        attempts = [0] * len(tasks)
+        pending: dict[Future, tuple[int, float]] = {}
+
+        def submit(i: int) -> None:
+            pending[self._pool.submit(fn, tasks[i])] = (i, time.monotonic())
+
+        def fault(kind: str, i: int) -> None:
+            attempts[i] += 1
+            self.events.append((kind, i, attempts[i]))
+            log.warning("worker %s on task %d (attempt %d); retrying", kind, i, attempts[i])
+            if attempts[i] > self.retries:
+                raise WorkerFailure(
+                    f"task {i} failed {attempts[i]} times (worker {kind}); giving up"
+                )
+
         try:
-            for i, task in queue:
-                pending[self._pool.submit(fn, task)] = i
-                if len(pending) >= limit:
-                    break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            while queue or pending:
+                while queue and len(pending) < self.workers:
+                    submit(queue.pop())
+                done, _ = wait(pending, timeout=self._poll(pending), return_when=FIRST_COMPLETED)
+                broken = False
                 for fut in done:
-                    i = pending.pop(fut)
-                    yield i, fut.result()
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[self._pool.submit(fn, nxt[1])] = nxt[0]
+                    i, _ = pending.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        fault("crashed", i)
+                        queue.append(i)
+                        continue
+                    yield i, result
+                hung = [
+                    i
+                    for fut, (i, start) in pending.items()
+                    if self.task_timeout and time.monotonic() - start > self.task_timeout
+                ]
+                for i in hung:
+                    fault("hung", i)
+                if broken or hung:
+                    # Every task still in flight is lost with the pool: run them again.
+                    queue.extend(i for i, _ in pending.values())
+                    pending.clear()
+                    self._restart()
         finally:
             for fut in pending:
                 fut.cancel()
+
+    def _poll(self, pending: dict[Future, tuple[int, float]]) -> float | None:
+        if not self.task_timeout or not pending:
+            return None
+        oldest = min(start for _, start in pending.values())
+        return max(0.05, self.task_timeout - (time.monotonic() - oldest))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_executor(
-    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple = ()
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+    task_timeout: float | None = None,
+    retries: int = 2,
 ) -> InlineExecutor | ProcessExecutor:
     """``workers`` <= 1 runs inline (no process start-up cost); more uses a process pool."""
     if workers <= 1:
         return InlineExecutor(initializer, initargs)
-    return ProcessExecutor(workers, initializer, initargs)
+    return ProcessExecutor(workers, initializer, initargs, task_timeout, retries)

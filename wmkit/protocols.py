@@ -133,7 +133,10 @@ class Vision(Protocol):
         """Return frames in [0, 1], [B, C, H, W], for latents [B, latent_dim]."""
 
     def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
-        """Train on one pass of frame batches; return the mean of each loss term."""
+        """Train on one pass of frame batches; return the mean of each loss term.
+
+        Optional, for exact resume: ``train_state_dict()`` / ``load_train_state_dict(d)``
+        export and restore the training state (e.g. Adam's moments) as named tensors."""
 
     def state_dict(self) -> dict[str, Any]: ...
 

@@ -21,7 +21,7 @@ from wmkit.protocols import Options
 from wmkit.registry import Registry
 
 # Fields that change how fast a run goes, never what it computes.
-NOT_IDENTITY = ("device", "workers")
+NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries")
 
 DEFAULT_COMPONENTS = {
     "vision": "conv_vae",
@@ -144,6 +144,14 @@ class Recipe(Options):
     )
     workers: int | None = Field(
         None, ge=0, description="Rollout worker processes; null uses every core, 0 runs inline."
+    )
+    task_timeout: float | None = Field(
+        900.0,
+        gt=0,
+        description="Seconds one rollout may take before its worker is replaced; null: no limit.",
+    )
+    task_retries: int = Field(
+        2, ge=0, description="Times a rollout whose worker crashed or hung is retried."
     )
     env: EnvConfig = Field(default_factory=EnvConfig, description="The environment.")
     collect: CollectConfig = Field(default_factory=CollectConfig, description="Data collection.")

@@ -16,6 +16,7 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
+from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
 from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -122,17 +123,28 @@ class MDNRNN(nn.Module):
         )
         return {"loss": total, "mdn_nll": nll, "reward_mse": reward_loss, "done_bce": done_loss}
 
-    def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
+    def _adam(self) -> torch.optim.Optimizer:
         if self._optimizer is None:
             self._optimizer = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
+        return self._optimizer
+
+    def train_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adam's moments, so that training resumed after a crash continues exactly."""
+        return optimizer_tensors(self._adam())
+
+    def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        load_optimizer_tensors(self._adam(), state)
+
+    def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
+        optimizer = self._adam()
         totals: dict[str, float] = {}
         n = 0
         for batch in batches:
             losses = self.loss(batch)
-            self._optimizer.zero_grad()
+            optimizer.zero_grad()
             losses["loss"].backward()
             nn.utils.clip_grad_norm_(self.parameters(), self.options.grad_clip)
-            self._optimizer.step()
+            optimizer.step()
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0.0) + v.item()
             n += 1

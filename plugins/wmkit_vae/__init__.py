@@ -16,6 +16,7 @@ from torch import nn
 
 import wmkit
 from wmkit.errors import WmkitError
+from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
 from wmkit.protocols import VisionOptions
 
 
@@ -89,16 +90,27 @@ class ConvVAE(nn.Module):
         kl = kl.clamp(min=self.options.kl_tolerance * self.latent_dim).mean()
         return {"loss": recon_loss + kl, "recon": recon_loss, "kl": kl}
 
-    def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
+    def _adam(self) -> torch.optim.Optimizer:
         if self._optimizer is None:
             self._optimizer = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
+        return self._optimizer
+
+    def train_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adam's moments, so that training resumed after a crash continues exactly."""
+        return optimizer_tensors(self._adam())
+
+    def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        load_optimizer_tensors(self._adam(), state)
+
+    def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
+        optimizer = self._adam()
         totals: dict[str, float] = {}
         n = 0
         for frames in batches:
             losses = self.loss(frames)
-            self._optimizer.zero_grad()
+            optimizer.zero_grad()
             losses["loss"].backward()
-            self._optimizer.step()
+            optimizer.step()
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0.0) + v.item()
             n += 1

@@ -30,4 +30,10 @@ class StageContext:
         controller checkpoint to play, when not the run's own)."""
         n = self.recipe.num_workers() if workers is None else workers
         stem = str(controller_stem) if controller_stem else None
-        return make_executor(n, init_worker, (self.recipe.to_dict(), str(self.run.root), stem))
+        return make_executor(
+            n,
+            init_worker,
+            (self.recipe.to_dict(), str(self.run.root), stem),
+            self.recipe.task_timeout,
+            self.recipe.task_retries,
+        )

@@ -22,6 +22,10 @@ def _counted(batches: Iterable[Any], progress: Any, task: Any) -> Iterator[Any]:
         progress.advance(task)
 
 
+def _prefixed(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def train_epochs(
     ctx: StageContext,
     role: str,
@@ -33,8 +37,17 @@ def train_epochs(
     checkpointed epoch. Returns the metric rows."""
     options = getattr(ctx.recipe, role).options
     stem = ctx.run.checkpoints / role
+    # Weights and optimizer state in one file, so that they always belong to the same epoch.
+    resume_stem = ctx.run.checkpoints / f"{role}_resume"
+    has_train_state = hasattr(component, "train_state_dict")
     start = 0
-    if checkpoint.exists(stem):
+    if checkpoint.exists(resume_stem):
+        tensors, meta = checkpoint.load_tensors(resume_stem)
+        component.load_state_dict(_prefixed(tensors, "model."))
+        if has_train_state:
+            component.load_train_state_dict(_prefixed(tensors, "optim."))
+        start = int(meta["epoch"])
+    elif checkpoint.exists(stem):
         start = int(load_component(stem, component, role).get("epoch", 0))
     logger = MetricsLogger(
         ctx.run.metrics, ctx.run.tensorboard, f"fit_{role}", keep_until=start - 1
@@ -54,6 +67,10 @@ def train_epochs(
         # An epoch may yield a few more or fewer batches than estimated; keep the bar honest.
         ctx.progress.update(task, completed=(epoch + 1) * batches_per_epoch)
         logger.log(epoch, **losses, seconds=round(time.time() - t0, 3))
+        state = {f"model.{k}": v for k, v in component.state_dict().items()}
+        if has_train_state:
+            state.update({f"optim.{k}": v for k, v in component.train_state_dict().items()})
+        checkpoint.save_tensors(resume_stem, state, {"role": role, "epoch": epoch + 1})
         save_component(stem, component, ctx.recipe, role, epoch=epoch + 1)
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
         ctx.progress.update(task, info=f"epoch {epoch + 1}/{options.epochs} {shown}")

@@ -1,0 +1,5 @@
+"""``python -m wmkit`` is the ``wmkit`` command."""
+
+from wmkit.cli import main
+
+main()
