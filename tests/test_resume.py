@@ -31,25 +31,32 @@ def test_sigkill_at_four_points_then_resume_matches_an_uninterrupted_run(tiny_re
     data = yaml.safe_load(tiny_recipe.read_text())
     data["collect"]["episodes"] = 4
     data["vision"]["epochs"] = 3
-    data["memory"]["epochs"] = 4
+    data["memory"]["epochs"] = 6
     data["optimizer"]["generations"] = 4
     tiny_recipe.write_text(yaml.safe_dump(data))
 
     reference = tmp_path / "reference"
-    assert CliRunner().invoke(app, ["run", str(tiny_recipe), "--out", str(reference)]).exit_code == 0
+    assert (
+        CliRunner().invoke(app, ["run", str(tiny_recipe), "--out", str(reference)]).exit_code == 0
+    )
 
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "wmkit", "run", str(tiny_recipe), "--out", str(out)]
     kill_points = [
         ("collect", lambda: _episodes(out / "data" / "rollouts" / "manifest.json") >= 1),
-        ("fit_vision", lambda: _rows(out / "metrics" / "fit_vision.jsonl") >= 1),
-        ("fit_memory", lambda: _rows(out / "metrics" / "fit_memory.jsonl") >= 1),
-        ("fit_controller", lambda: _rows(out / "metrics" / "fit_controller.jsonl") >= 1),
+        # Each after its first checkpoint, so that the resume has something to resume from.
+        ("fit_vision", lambda: (out / "checkpoints" / "vision_resume.json").exists()),
+        ("fit_memory", lambda: (out / "checkpoints" / "memory_resume.json").exists()),
+        ("fit_controller", lambda: (out / "checkpoints" / "optimizer_state.json").exists()),
     ]
     killed_in = []
     for stage, ready in kill_points:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         deadline = time.monotonic() + 120
         while not ready() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -71,5 +78,5 @@ def test_sigkill_at_four_points_then_resume_matches_an_uninterrupted_run(tiny_re
     assert got_eval["dream"] == ref_eval["dream"]
     # Nothing logged twice: one metrics row per epoch or generation.
     assert _rows(out / "metrics" / "fit_vision.jsonl") == 3
-    assert _rows(out / "metrics" / "fit_memory.jsonl") == 4
+    assert _rows(out / "metrics" / "fit_memory.jsonl") == 6
     assert _rows(out / "metrics" / "fit_controller.jsonl") == 4

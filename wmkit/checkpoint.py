@@ -42,7 +42,7 @@ def save_tensors(stem: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> N
     so a checkpoint whose JSON exists is complete."""
     weights, info = _paths(stem)
     if all(isinstance(v, np.ndarray) for v in tensors.values()):
-        data = np_save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
+        data = np_save({k: np.array(v, order="C") for k, v in tensors.items()})
         kind = "numpy"
     else:
         data = torch_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})

@@ -7,6 +7,7 @@ package never takes the others down.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +16,7 @@ from importlib import metadata
 import pluggy
 
 from wmkit import hookspecs
+from wmkit.errors import WmkitError
 from wmkit.registry import Registry
 
 ENTRY_POINT_GROUP = "wmkit"
@@ -114,11 +116,34 @@ def get_plugins() -> Plugins:
     return _cached()
 
 
-def get_registry() -> Registry:
-    """The process-wide registry, loaded once."""
-    return _cached().registry
+def get_registry(modules: tuple[str, ...] = ()) -> Registry:
+    """The process-wide registry, loaded once; ``modules`` (a recipe's ``plugins:``) are
+    imported and registered on top of the installed plugins."""
+    if not modules:
+        return _cached().registry
+    return _with_modules(tuple(modules)).registry
+
+
+@lru_cache(maxsize=8)
+def _with_modules(modules: tuple[str, ...]) -> Plugins:
+    loaded = []
+    for i, name in enumerate(modules):
+        try:
+            loaded.append(importlib.import_module(name))
+        except Exception as exc:
+            raise RecipeModuleError(i, name, exc) from None
+    return load_plugins(extra=loaded)
+
+
+class RecipeModuleError(WmkitError):
+    """A module named in a recipe's ``plugins:`` could not be imported."""
+
+    def __init__(self, index: int, name: str, exc: Exception):
+        self.index = index
+        super().__init__(f"cannot import plugin module {name!r}: {exc!r}")
 
 
 def reset_plugins() -> None:
     """Forget the cached plugins (tests install plugins and reload)."""
     _cached.cache_clear()
+    _with_modules.cache_clear()

@@ -133,6 +133,14 @@ class ComponentBlock(BaseModel):
 class Recipe(Options):
     """A whole experiment: environment, data, the four components and the evaluation."""
 
+    plugins: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Python modules to import as wmkit plugins before components are looked up. "
+            "This runs their code: name only modules you trust. Installed plugins (entry "
+            "points) need no entry here."
+        ),
+    )
     name: str = Field(
         "run",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -206,8 +214,14 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _is_union_tag(part: Any) -> bool:
+    """pydantic names each member of a union in the error location (``list[int]``...)."""
+    return isinstance(part, str) and any(c in part for c in "[]'(),")
+
+
 def _problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[tuple[str, str, Any]]:
-    out = []
+    """One problem per field: the errors of a union's members are merged into one line."""
+    merged: dict[str, tuple[list[str], Any]] = {}
     for err in exc.errors():
         message = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -215,8 +229,11 @@ def _problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[tuple[
         value = err.get("input", _MISSING) if err["type"] != "missing" else _MISSING
         if isinstance(value, dict):
             value = _MISSING  # a whole block is noise; the path says where
-        out.append((_dotted(prefix + tuple(err["loc"])), message, value))
-    return out
+        loc = tuple(part for part in err["loc"] if not _is_union_tag(part))
+        messages, _ = merged.setdefault(_dotted(prefix + loc), ([], value))
+        if message not in messages:
+            messages.append(message)
+    return [(path, "; or ".join(msgs), value) for path, (msgs, value) in merged.items()]
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> None:
@@ -315,10 +332,21 @@ def load_recipe(
     path: str | Path, overrides: list[str] | None = None, registry: Registry | None = None
 ) -> Recipe:
     """Read, override and validate a recipe file; the run name defaults to the file's stem."""
-    from wmkit.plugins import get_registry
-
     path = Path(path)
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     apply_overrides(data, overrides or [], str(path))
-    return resolve_recipe(data, registry or get_registry(), str(path))
+    return resolve_recipe(data, registry or registry_for(data, str(path)), str(path))
+
+
+def registry_for(data: dict[str, Any], source: str = "<recipe>") -> Registry:
+    """The registry a recipe's components come from: installed plugins plus its ``plugins:``."""
+    from wmkit.plugins import RecipeModuleError, get_registry
+
+    modules = data.get("plugins") or []
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise RecipeError(source, [("plugins", "must be a list of module names", modules)])
+    try:
+        return get_registry(tuple(modules))
+    except RecipeModuleError as exc:
+        raise RecipeError(source, [(f"plugins.{exc.index}", str(exc), _MISSING)]) from None

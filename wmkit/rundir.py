@@ -57,6 +57,12 @@ class RunDir:
     def is_done(self, stage: str) -> bool:
         return stage in self.stages()
 
+    def unmark(self, stage: str) -> None:
+        """Make the next ``wmkit run`` do ``stage`` again (it resumes from what is kept)."""
+        stages = self.stages()
+        if stages.pop(stage, None) is not None:
+            atomic_write_json(self.stages_path, stages)
+
     def mark_done(self, stage: str, seconds: float, summary: dict[str, Any]) -> None:
         stages = self.stages()
         stages[stage] = {**summary, "seconds": round(seconds, 2), "finished": time.time()}

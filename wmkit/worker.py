@@ -13,8 +13,7 @@ from typing import Any
 from wmkit.agent import Agent
 from wmkit.components import build_trained
 from wmkit.envs import EnvSpec, FrameWrapper, env_spec, make_env
-from wmkit.plugins import get_registry
-from wmkit.recipe import Recipe, resolve_recipe
+from wmkit.recipe import Recipe, registry_for, resolve_recipe
 from wmkit.registry import Registry
 from wmkit.rundir import RunDir
 
@@ -60,7 +59,7 @@ def init_worker(
     """Executor initializer: runs once in each worker (or inline, in this process).
     ``controller_stem`` picks another controller checkpoint than the run's own."""
     global _context
-    registry = get_registry()
+    registry = registry_for(recipe_data)
     recipe = resolve_recipe(recipe_data, registry)
     stem = Path(controller_stem) if controller_stem else None
     _context = WorkerContext(recipe, registry, RunDir(Path(run_root)), stem)

@@ -9,6 +9,7 @@ from wmkit.cli import eval as eval_cmd
 from wmkit.cli import plugins as plugins_cmd
 from wmkit.cli import run as run_cmd
 from wmkit.cli import validate as validate_cmd
+from wmkit.cli import verify as verify_cmd
 
 app = typer.Typer(
     name="wmkit",
@@ -23,6 +24,7 @@ app.command("eval")(eval_cmd.eval_)
 app.command("dream")(dream_cmd.dream)
 app.command("validate")(validate_cmd.validate)
 app.command("plugins")(plugins_cmd.plugins)
+app.command("verify")(verify_cmd.verify)
 
 
 def main() -> None:

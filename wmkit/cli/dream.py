@@ -64,7 +64,7 @@ def dream(
     if out is not None and out.suffix not in (".gif", ".mp4"):
         raise WmkitError(f"--out: {out}: the video must end in .gif or .mp4")
     recipe = load_recipe(run.recipe_path)
-    registry = get_registry()
+    registry = get_registry(tuple(recipe.plugins))
     tau = recipe.dream.temperature if temperature is None else temperature
     dev = str(resolve_device(device.value))
     env = make_env(recipe.env, registry)

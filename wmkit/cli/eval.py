@@ -52,7 +52,7 @@ def eval_(
     recipe = load_recipe(run.recipe_path, overrides)
     if policy is PolicyChoice.controller and not (run.checkpoints / "controller.json").exists():
         raise WmkitError(f"{root}: no trained controller yet; finish 'wmkit run' first")
-    ctx = make_context(recipe, get_registry(), run)
+    ctx = make_context(recipe, get_registry(tuple(recipe.plugins)), run)
     with ctx.progress:
         result = evaluate(
             ctx, policy.value, episodes, seed, video_dir=run.videos if video else None

@@ -26,7 +26,7 @@ def run(
         overrides = [*overrides, f"device={device}"]
     resolved = load_recipe(recipe, overrides)
     out = out or Path("runs") / resolved.name
-    run_pipeline(resolved, get_registry(), out)
+    run_pipeline(resolved, get_registry(tuple(resolved.plugins)), out)
     import json
 
     result = json.loads((out / "eval.json").read_text())

@@ -75,6 +75,8 @@ def train_epochs(
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
         ctx.progress.update(task, info=f"epoch {epoch + 1}/{options.epochs} {shown}")
     logger.close()
+    # Also when every epoch was already done (a repaired run): the final weights exist.
+    save_component(stem, component, ctx.recipe, role, epoch=options.epochs)
     rows = read_metrics(logger.path)
     if rows:
         keys = [k for k in rows[-1] if k not in ("step", "seconds")]

@@ -1,0 +1,73 @@
+"""Checking a run directory's data and checkpoints against their checksums, and repairing it.
+
+Repair deletes what is damaged and marks the stage that made it as not done. Every stage is
+seeded and resumable, so the next ``wmkit run`` recreates exactly the missing pieces (one
+episode, one checkpoint) and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wmkit import checkpoint
+from wmkit.errors import WmkitError
+from wmkit.rundir import RunDir
+from wmkit.store import RolloutStore
+
+# Which stage writes which checkpoint.
+CHECKPOINT_STAGES = {
+    "vision": "fit_vision",
+    "vision_resume": "fit_vision",
+    "memory": "fit_memory",
+    "memory_resume": "fit_memory",
+    "controller": "fit_controller",
+    "optimizer_state": "fit_controller",
+}
+
+
+@dataclass
+class Damage:
+    path: str
+    reason: str
+    stage: str
+
+
+def find_damage(run: RunDir) -> list[Damage]:
+    found = []
+    for folder, stage in ((run.rollouts, "collect"), (run.latents, "encode")):
+        if not (folder / "manifest.json").exists():
+            continue
+        try:
+            store = RolloutStore(folder)
+        except WmkitError as exc:
+            found.append(Damage(str(folder / "manifest.json"), str(exc), stage))
+            continue
+        for info in store.verify():
+            found.append(Damage(str(folder / info.file), "missing or checksum mismatch", stage))
+    for meta in sorted(run.checkpoints.glob("*.json")):
+        stem = meta.with_suffix("")
+        try:
+            checkpoint.load_tensors(stem)
+        except WmkitError as exc:
+            stage = CHECKPOINT_STAGES.get(stem.name, "fit_controller")
+            found.append(Damage(str(stem.with_suffix(".safetensors")), str(exc), stage))
+    return found
+
+
+def repair(run: RunDir, damage: list[Damage]) -> None:
+    """Delete damaged files, drop damaged shards from their manifest, un-mark their stages."""
+    for item in damage:
+        target = Path(item.path)
+        if target.name == "manifest.json":
+            target.unlink(missing_ok=True)  # its shards are re-listed as they are redone
+        elif target.suffix == ".npz":
+            store = RolloutStore(target.parent)
+            episode = int(target.stem.split("_")[1])
+            store.drop(episode)
+        else:
+            target.unlink(missing_ok=True)
+            target.with_suffix(".json").unlink(missing_ok=True)
+        run.unmark(item.stage)
+        if item.stage == "collect":
+            run.unmark("encode")
