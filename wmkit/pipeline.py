@@ -6,6 +6,7 @@ skipped on the next ``wmkit run``, and a stage cut short resumes from its last u
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,8 @@ from wmkit.stages.fit_controller import fit_controller, trained_memory_and_contr
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
 from wmkit.stages.sweep import temperature_sweep
+
+log = logging.getLogger("wmkit")
 
 
 def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
@@ -88,6 +91,19 @@ def run_pipeline(
     ctx = make_context(recipe, registry, run, device)
     preflight(ctx)
     run.init(recipe)
+    handler = logging.FileHandler(run.root / "wmkit.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        return _run_stages(ctx, recipe)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
+    run = ctx.run
     console.print(
         f"[bold]wmkit run[/] {recipe.name} -> {run.root} "
         f"(device {ctx.device}, {recipe.num_workers()} workers)"
@@ -99,8 +115,10 @@ def run_pipeline(
                 console.print(f"  {name}: already complete, skipped")
                 continue
             started = time.time()
+            log.info("stage %s started", name)
             summary = stage(ctx)
             run.mark_done(name, time.time() - started, _plain(summary))
+            log.info("stage %s done in %.1f s: %s", name, time.time() - started, _plain(summary))
             summaries[name] = summary
     return summaries
 
