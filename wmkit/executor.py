@@ -7,7 +7,8 @@ machine, workers that keep torch's default thread count fight over the cores and
 
 Local workers are fault tolerant: a worker that dies (segfault, OOM kill, ``os._exit``) or
 runs one task past ``task_timeout`` is replaced, and its task is retried up to ``retries``
-times; the other tasks in flight are resubmitted without penalty. Tasks must therefore be
+times. A hung task is known exactly; a dead worker breaks the whole pool without saying
+which task it ran, so every task then in flight is counted one attempt. Tasks must therefore be
 repeatable, which every wmkit task is (they are seeded and write their output atomically).
 """
 
