@@ -67,6 +67,8 @@ def load_plugins(extra: list[object] | None = None) -> Plugins:
         except Exception as exc:  # a broken third-party plugin must not stop the others
             info.error = f"plugin {ep.name!r} (entry point {ep.value!r}): {exc!r}"
     for i, plugin in enumerate(extra or []):
+        if pm.is_registered(plugin):
+            continue  # also installed through its entry point
         name = getattr(plugin, "__name__", f"extra-{i}")
         pm.register(plugin, name=name)
         infos.append(PluginInfo(name, name, "(in-process)", "", None))
