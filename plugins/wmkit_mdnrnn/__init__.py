@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,10 @@ class MDNRNNOptions(MemoryOptions):
         1.0, gt=0, description="Extra weight of 'done' examples, which are rare."
     )
     grad_clip: float = Field(1.0, gt=0, description="Gradient norm clip.")
+    controller_features: Literal["h", "hc"] = Field(
+        "h",
+        description="What C sees of the memory: h, or h and the LSTM cell c (paper's Doom).",
+    )
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
     batch_size: int = Field(100, ge=1, description="Sequences per training step.")
     epochs: int = Field(20, ge=1, description="Passes over the latent sequences.")
@@ -53,7 +58,7 @@ class MDNRNN(nn.Module):
         super().__init__()
         self.options = options
         self.latent_dim, self.action_dim = latent_dim, action_dim
-        self.feature_dim = options.hidden
+        self.feature_dim = options.hidden * (2 if options.controller_features == "hc" else 1)
         k = options.gaussians
         self.lstm = nn.LSTM(latent_dim + action_dim, options.hidden, batch_first=True)
         # Per latent dim and component: a mixture logit, a mean and a log std; then r and done.
@@ -94,7 +99,8 @@ class MDNRNN(nn.Module):
         return pred, state
 
     def features(self, state) -> torch.Tensor:
-        return state[0][0]
+        h, c = state
+        return torch.cat([h[0], c[0]], dim=1) if self.options.controller_features == "hc" else h[0]
 
     def sample(self, prediction: Prediction, temperature: float = 1.0, generator=None):
         """The paper's temperature: mixture logits divided by tau, std scaled by sqrt(tau)."""

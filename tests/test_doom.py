@@ -1,0 +1,40 @@
+"""Doom Take Cover through VizDoom, with the paper's action thresholds and 2,100-step cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from wmkit_doom import ENV_ID, LEFT, NO_OP, RIGHT, discrete_action
+
+from wmkit.envs import make_env
+from wmkit.plugins import get_registry
+from wmkit.recipe import EnvConfig
+
+pytest.importorskip("vizdoom")
+
+
+def test_paper_thresholds_map_one_output_to_three_actions():
+    assert [discrete_action(v) for v in (-1.0, -0.34, -0.3, 0.0, 0.3, 0.34, 1.0)] == [
+        LEFT,
+        LEFT,
+        NO_OP,
+        NO_OP,
+        NO_OP,
+        RIGHT,
+        RIGHT,
+    ]
+
+
+def test_take_cover_gives_frames_and_one_point_per_step_until_death(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # VizDoom writes _vizdoom.ini in the working directory
+    env = make_env(EnvConfig(id=ENV_ID), get_registry())
+    assert env.spec.max_episode_steps == 2100
+    frame, _ = env.reset(seed=3)
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    rewards, done = [], False
+    while not done:
+        frame, reward, terminated, truncated, _ = env.step(np.array([0.0], np.float32))
+        rewards.append(reward)
+        done = terminated or truncated
+    assert terminated and set(rewards) == {1.0} and 20 < len(rewards) < 2100
+    env.close()
