@@ -6,6 +6,7 @@ import typer
 
 from wmkit.cli import dream as dream_cmd
 from wmkit.cli import eval as eval_cmd
+from wmkit.cli import new_plugin as new_plugin_cmd
 from wmkit.cli import plugins as plugins_cmd
 from wmkit.cli import run as run_cmd
 from wmkit.cli import validate as validate_cmd
@@ -25,6 +26,7 @@ app.command("dream")(dream_cmd.dream)
 app.command("validate")(validate_cmd.validate)
 app.command("plugins")(plugins_cmd.plugins)
 app.command("verify")(verify_cmd.verify)
+app.command("new-plugin")(new_plugin_cmd.new_plugin)
 
 
 def main() -> None:
