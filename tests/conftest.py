@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+# Test workloads are tiny: one thread beats two (and keeps bitwise comparisons with the
+# subprocess runs of test_resume.py, which get OMP_NUM_THREADS=1, meaningful).
+torch.set_num_threads(1)
 
 TINY = {
     "name": "tiny",
@@ -32,13 +37,33 @@ TINY = {
         "max_steps": 15,
     },
     "eval": {"episodes": 2, "max_steps": 20},
+    "dream": {"max_steps": 20, "score_episodes": 4},
+}
+
+
+# The same pipeline on a tiny image environment that steps in microseconds instead of
+# CarRacing's ~10 ms, for tests that run the pipeline several times.
+FAST = {
+    **TINY,
+    "plugins": ["tests.fixtures.blob_plugin"],
+    "env": {"id": "wmkit-test/Blob-v0"},
 }
 
 
 @pytest.fixture
 def tiny_recipe(tmp_path: Path) -> Path:
+    """The whole pipeline on CarRacing-v3, with tiny budgets."""
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+@pytest.fixture
+def fast_recipe(tmp_path: Path, monkeypatch) -> Path:
+    """The whole pipeline on the blob environment (tests/fixtures/blob_env.py)."""
+    monkeypatch.chdir(Path(__file__).parents[1])  # so that 'tests.fixtures' imports
+    path = tmp_path / "fast.yaml"
+    path.write_text(yaml.safe_dump(FAST))
     return path
 
 

@@ -72,12 +72,12 @@ def test_batched_act_equals_setting_each_candidate_in_turn():
 
 
 @pytest.fixture
-def dream_recipe(tiny_recipe):
-    data = yaml.safe_load(tiny_recipe.read_text())
+def dream_recipe(fast_recipe):
+    data = yaml.safe_load(fast_recipe.read_text())
     data["optimizer"].update(train_in="dream", max_steps=None)
     data["dream"] = {"max_steps": 12, "score_episodes": 4, "temperature": 1.15}
-    tiny_recipe.write_text(yaml.safe_dump(data))
-    return tiny_recipe
+    fast_recipe.write_text(yaml.safe_dump(data))
+    return fast_recipe
 
 
 def guard_env_during(monkeypatch, stage_name: str) -> dict:
@@ -131,9 +131,9 @@ def test_dream_training_takes_no_real_step_and_reports_both_scores(
     assert len(rows) == 2
 
 
-def test_the_guard_catches_real_training(tiny_recipe, tmp_path, monkeypatch):
+def test_the_guard_catches_real_training(fast_recipe, tmp_path, monkeypatch):
     guard_env_during(monkeypatch, "fit_controller")
-    result = CliRunner().invoke(app, ["run", str(tiny_recipe), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(tmp_path / "r")])
     assert result.exit_code != 0
     assert "real environment" in str(result.exception)
 

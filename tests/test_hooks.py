@@ -46,19 +46,19 @@ def test_hook_wmkit_register():
     def register(registry):
         seen["registry"] = registry
         registry.add_env(
-            "wmkit-test/Blob-v0", "tests.fixtures.blob_env:BlobEnv", max_episode_steps=7
+            "wmkit-test/BlobHook-v0", "tests.fixtures.blob_env:BlobEnv", max_episode_steps=7
         )
 
     plugin = types.ModuleType("blob_plugin")
     plugin.wmkit_register = wmkit.hookimpl(register)
     registry = load_plugins(extra=[plugin]).registry
     assert seen["registry"] is registry
-    assert registry.envs["wmkit-test/Blob-v0"].plugin == "blob_plugin"
+    assert registry.envs["wmkit-test/BlobHook-v0"].plugin == "blob_plugin"
     # The reference plugins register through this same hook.
     assert registry.origins[("vision", "conv_vae")] == "conv_vae"
     assert registry.origins[("optimizer", "cmaes")] == "cmaes"
 
-    env = make_env(EnvConfig(id="wmkit-test/Blob-v0"), registry)
+    env = make_env(EnvConfig(id="wmkit-test/BlobHook-v0"), registry)
     frame, _ = env.reset(seed=0)
     assert frame.shape == (64, 64, 3) and frame.max() == 255
     steps = 0

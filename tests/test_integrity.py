@@ -16,9 +16,9 @@ from wmkit.cli import app
 runner = CliRunner()
 
 
-def test_damage_is_reported_repaired_and_redone_exactly(tiny_recipe, tmp_path):
+def test_damage_is_reported_repaired_and_redone_exactly(fast_recipe, tmp_path):
     out = tmp_path / "run"
-    assert runner.invoke(app, ["run", str(tiny_recipe), "--out", str(out)]).exit_code == 0
+    assert runner.invoke(app, ["run", str(fast_recipe), "--out", str(out)]).exit_code == 0
     params = load_file(out / "checkpoints" / "controller.safetensors")["params"]
     returns = json.loads((out / "eval.json").read_text())["returns"]
     shards = sorted((out / "data" / "rollouts").glob("episode_*.npz"))
@@ -43,7 +43,7 @@ def test_damage_is_reported_repaired_and_redone_exactly(tiny_recipe, tmp_path):
     assert not {"collect", "encode", "fit_controller"} & set(stages)
     assert {"fit_vision", "fit_memory", "evaluate"} <= set(stages)
 
-    again = runner.invoke(app, ["run", str(tiny_recipe), "--out", str(out)])
+    again = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert all(p.stat().st_mtime_ns == t for p, t in untouched.items())  # not redone
     np.testing.assert_array_equal(load_file(ctrl)["params"], params)
@@ -52,13 +52,13 @@ def test_damage_is_reported_repaired_and_redone_exactly(tiny_recipe, tmp_path):
 
 
 def test_a_diverging_loss_stops_with_a_message_and_keeps_the_last_good_epoch(
-    tiny_recipe, tmp_path, monkeypatch
+    fast_recipe, tmp_path, monkeypatch
 ):
     import yaml
 
-    data = yaml.safe_load(tiny_recipe.read_text())
+    data = yaml.safe_load(fast_recipe.read_text())
     data["vision"]["epochs"] = 3
-    tiny_recipe.write_text(yaml.safe_dump(data))
+    fast_recipe.write_text(yaml.safe_dump(data))
     real_fit = ConvVAE.fit_epoch
     calls = {"n": 0}
 
@@ -69,7 +69,7 @@ def test_a_diverging_loss_stops_with_a_message_and_keeps_the_last_good_epoch(
 
     monkeypatch.setattr(ConvVAE, "fit_epoch", fit_then_diverge)
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", str(tiny_recipe), "--out", str(out)])
+    result = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out)])
     assert result.exit_code == 2
     assert "fit_vision: loss became nan at step 1" in result.output
     assert "Traceback" not in result.output

@@ -43,12 +43,12 @@ MIXES = {
 
 
 @pytest.mark.parametrize("mix", list(MIXES))
-def test_mixed_recipe_runs_end_to_end(tiny_recipe, tmp_path, mix):
-    data = yaml.safe_load(tiny_recipe.read_text())
+def test_mixed_recipe_runs_end_to_end(fast_recipe, tmp_path, mix):
+    data = yaml.safe_load(fast_recipe.read_text())
     data.update(MIXES[mix])
-    tiny_recipe.write_text(yaml.safe_dump(data))
+    fast_recipe.write_text(yaml.safe_dump(data))
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", str(tiny_recipe), "--out", str(out)])
+    result = CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(out)])
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "checkpoints" / "controller.json").read_text())
     assert meta["component"] == data["controller"]["name"] and meta["generation"] == 2

@@ -69,8 +69,17 @@ class InlineExecutor:
             initializer(*initargs)
 
     def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
-        for i, task in enumerate(tasks):
-            yield i, fn(task)
+        # Rollouts step one agent at a time: torch's thread pool only adds overhead there
+        # (tens of times slower on a busy machine), so tasks run single-threaded here too.
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for i, task in enumerate(tasks):
+                yield i, fn(task)
+        finally:
+            torch.set_num_threads(threads)
 
     def close(self) -> None:
         pass
