@@ -31,6 +31,26 @@ class LinearControllerOptions(ControllerOptions):
     )
 
 
+class BoxSquash(nn.Module):
+    """tanh's (-1, 1) into the action box [low, high], per dimension 'affine' or 'clip'."""
+
+    def __init__(self, squash: Squash | list[Squash], low: np.ndarray, high: np.ndarray):
+        super().__init__()
+        if isinstance(squash, list) and len(squash) != len(low):
+            raise WmkitError(
+                f"controller.squash: {len(squash)} entries for {len(low)} action dimensions"
+            )
+        modes = squash if isinstance(squash, list) else [squash] * len(low)
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        self.register_buffer("clip_mask", torch.tensor([m == "clip" for m in modes]))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        clipped = torch.maximum(torch.minimum(y, self.high), self.low)
+        affine = self.low + (y + 1) * 0.5 * (self.high - self.low)
+        return torch.where(self.clip_mask, clipped, affine)
+
+
 class LinearController(nn.Module):
     name = "linear"
     Options = LinearControllerOptions
@@ -45,24 +65,8 @@ class LinearController(nn.Module):
         super().__init__()
         self.options = options
         self.linear = nn.Linear(input_dim, len(action_low))
-        self.register_buffer("low", torch.as_tensor(action_low, dtype=torch.float32))
-        self.register_buffer("high", torch.as_tensor(action_high, dtype=torch.float32))
+        self._squash = BoxSquash(options.squash, action_low, action_high)
         self.num_params = sum(p.numel() for p in self.parameters())
-        squash = options.squash
-        if isinstance(squash, list):
-            if len(squash) != len(action_low):
-                raise WmkitError(
-                    f"controller.squash: {len(squash)} entries for {len(action_low)} action "
-                    "dimensions"
-                )
-        else:
-            squash = [squash] * len(action_low)
-        self.register_buffer("clip_mask", torch.tensor([s == "clip" for s in squash]))
-
-    def _squash(self, y: torch.Tensor) -> torch.Tensor:
-        clipped = torch.maximum(torch.minimum(y, self.high), self.low)
-        affine = self.low + (y + 1) * 0.5 * (self.high - self.low)
-        return torch.where(self.clip_mask, clipped, affine)
 
     @torch.no_grad()
     def act(self, features: torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
-from wmkit_linear import Squash
+from wmkit_linear import BoxSquash, Squash
 
 import wmkit
-from wmkit.errors import WmkitError
 from wmkit.protocols import ControllerOptions
 
 
@@ -42,21 +41,8 @@ class MLPController(nn.Module):
         self.options = options
         self.hidden = nn.Linear(input_dim, options.hidden)
         self.out = nn.Linear(options.hidden, len(action_low))
-        self.register_buffer("low", torch.as_tensor(action_low, dtype=torch.float32))
-        self.register_buffer("high", torch.as_tensor(action_high, dtype=torch.float32))
-        squash = options.squash
-        if isinstance(squash, list) and len(squash) != len(action_low):
-            raise WmkitError(
-                f"controller.squash: {len(squash)} entries for {len(action_low)} action dimensions"
-            )
-        squash = squash if isinstance(squash, list) else [squash] * len(action_low)
-        self.register_buffer("clip_mask", torch.tensor([s == "clip" for s in squash]))
+        self._squash = BoxSquash(options.squash, action_low, action_high)
         self.num_params = sum(p.numel() for p in self.parameters())
-
-    def _squash(self, y: torch.Tensor) -> torch.Tensor:
-        clipped = torch.maximum(torch.minimum(y, self.high), self.low)
-        affine = self.low + (y + 1) * 0.5 * (self.high - self.low)
-        return torch.where(self.clip_mask, clipped, affine)
 
     @torch.no_grad()
     def act(self, features: torch.Tensor) -> torch.Tensor:
