@@ -1,0 +1,181 @@
+"""A faster CarRacing-v3 whose frames are byte-identical to gymnasium's.
+
+Nearly all of a CarRacing step is rendering, and most of that is Python: every one of the
+~400 grass patches and ~600 road polygons is rotated vertex by vertex with
+``pygame.math.Vector2.rotate_rad`` and tested against the screen, although only a few dozen
+are visible. Here the same arithmetic is done for all polygons at once with NumPy, in the same
+floating-point operations and order as pygame's C code, so the visible set and every vertex
+passed to ``gfxdraw`` are bit-for-bit what gymnasium computes; the draw calls are unchanged.
+Registered as ``wmkit/CarRacing-v3``; rewards, physics and terminations are gymnasium's own.
+Also cached: the dashboard's score text, which gymnasium re-renders (and loads the font
+for) on every frame.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import gymnasium
+import numpy as np
+import pygame
+from gymnasium.envs.box2d import car_racing
+from gymnasium.envs.box2d.car_racing import CarRacing
+from pygame import gfxdraw
+
+import wmkit
+
+ENV_ID = "wmkit/CarRacing-v3"
+# pygame.math.Vector2's default epsilon for its exact 0/90/180/270-degree rotations.
+_EPSILON = 1e-6
+_TWO_PI = 2 * math.pi
+# Pixels of slack around the surface for the anti-aliased edge (gfxdraw rounds coordinates).
+_MARGIN = 2.0
+
+
+def rotate(points: np.ndarray, angle: float) -> np.ndarray:
+    """``Vector2(p).rotate_rad(angle)`` for every row of ``points`` [..., 2], exactly."""
+    angle = math.fmod(angle, _TWO_PI)
+    if angle < 0:
+        angle += _TWO_PI
+    x, y = points[..., 0], points[..., 1]
+    if math.fmod(angle + _EPSILON, math.pi / 2) < 2 * _EPSILON:
+        quarter = int((angle + _EPSILON) / (math.pi / 2)) % 4
+        rotated = [(x, y), (-y, x), (-x, -y), (y, -x)][quarter]
+        return np.stack(rotated, axis=-1)
+    s, c = math.sin(angle), math.cos(angle)
+    return np.stack([c * x - s * y, s * x + c * y], axis=-1)
+
+
+def _grass() -> np.ndarray:
+    """The grass patches, in gymnasium's drawing order, as [400, 4, 2]."""
+    g = car_racing.GRASS_DIM
+    return np.array(
+        [
+            [(g * x + g, g * y), (g * x, g * y), (g * x, g * y + g), (g * x + g, g * y + g)]
+            for x in range(-20, 20, 2)
+            for y in range(-20, 20, 2)
+        ],
+        dtype=np.float64,
+    )
+
+
+class _CachedFont:
+    """A pygame Font whose rendered texts are kept: the score shown on the dashboard changes
+    a few times a second, but gymnasium renders it (and loads the font) on every frame."""
+
+    def __init__(self, font: pygame.font.Font):
+        self.font = font
+        self.texts: dict[tuple, pygame.Surface] = {}
+
+    def render(self, text, antialias, color, background=None):
+        key = (text, antialias, tuple(color), None if background is None else tuple(background))
+        if key not in self.texts:
+            self.texts[key] = self.font.render(text, antialias, color, background)
+        return self.texts[key]
+
+
+_FONTS: dict[tuple, _CachedFont] = {}
+
+
+@contextmanager
+def _cached_fonts():
+    """While our frame renders, ``pygame.font.Font`` hands out cached fonts (same glyphs,
+    same pixels); gymnasium's own environments are untouched outside this block."""
+    original = pygame.font.Font
+
+    def font(path, size):
+        if (path, size) not in _FONTS:
+            _FONTS[(path, size)] = _CachedFont(original(path, size))
+        return _FONTS[(path, size)]
+
+    pygame.font.Font = font
+    try:
+        yield
+    finally:
+        pygame.font.Font = original
+
+
+class FastCarRacing(CarRacing):
+    """gymnasium's CarRacing with the road and grass culled in NumPy and the dashboard
+    text cached."""
+
+    _GRASS = _grass()
+
+    def __init__(self, *args, observation_size: int | None = None, **kwargs):
+        """``observation_size`` (not gymnasium's: frames then differ from CarRacing-v3)
+        renders the view above the dashboard straight to a square of that size, skipping
+        the 96x96 frame and the crop-and-resize that the pipeline would do next."""
+        super().__init__(*args, **kwargs)
+        self.observation_size = observation_size
+        if observation_size is not None:
+            self.observation_space = gymnasium.spaces.Box(
+                0, 255, (observation_size, observation_size, 3), np.uint8
+            )
+
+    def _create_image_array(self, screen, size):
+        if self.observation_size is None or size != (car_racing.STATE_W, car_racing.STATE_H):
+            return super()._create_image_array(screen, size)
+        # The dashboard is the bottom 12 of 96 rows; keep the 84 rows above it.
+        view = screen.subsurface((0, 0, screen.get_width(), screen.get_height() * 84 // 96))
+        n = self.observation_size
+        return super()._create_image_array(view, (n, n))
+
+    def _render(self, mode: str):
+        with _cached_fonts():
+            return super()._render(mode)
+
+    def reset(self, *args, **kwargs):
+        self._road_vertices = None
+        return super().reset(*args, **kwargs)
+
+    def _draw_batch(self, polys: np.ndarray, colors, zoom: float, translation, angle) -> None:
+        screen = rotate(polys, angle)
+        screen[..., 0] = screen[..., 0] * zoom + translation[0]
+        screen[..., 1] = screen[..., 1] * zoom + translation[1]
+        m = car_racing.MAX_SHAPE_DIM
+        inside = (
+            (screen[..., 0] >= -m)
+            & (screen[..., 0] <= car_racing.WINDOW_W + m)
+            & (screen[..., 1] >= -m)
+            & (screen[..., 1] <= car_racing.WINDOW_H + m)
+        ).any(axis=1)
+        # gymnasium's test above keeps polygons within MAX_SHAPE_DIM of the screen; those
+        # whose bounding box misses the surface altogether change no pixel (gfxdraw clips
+        # to the surface), so skipping them keeps every frame identical.
+        lo, hi = screen.min(axis=1), screen.max(axis=1)
+        touches = (
+            (hi[:, 0] >= -_MARGIN)
+            & (lo[:, 0] <= car_racing.WINDOW_W + _MARGIN)
+            & (hi[:, 1] >= -_MARGIN)
+            & (lo[:, 1] <= car_racing.WINDOW_H + _MARGIN)
+        )
+        for i in np.flatnonzero(inside & touches):
+            poly = [tuple(v) for v in screen[i].tolist()]
+            color = colors(i)
+            gfxdraw.aapolygon(self.surf, poly, color)
+            gfxdraw.filled_polygon(self.surf, poly, color)
+
+    def _render_road(self, zoom, translation, angle):
+        bounds = car_racing.PLAYFIELD
+        field = [(bounds, bounds), (bounds, -bounds), (-bounds, -bounds), (-bounds, bounds)]
+        self._draw_colored_polygon(
+            self.surf, field, self.bg_color, zoom, translation, angle, clip=False
+        )
+        grass_color = self.grass_color
+        self._draw_batch(self._GRASS, lambda i: grass_color, zoom, translation, angle)
+        if self._road_vertices is None or len(self._road_vertices) != len(self.road_poly):
+            self._road_vertices = np.array([p for p, _ in self.road_poly], dtype=np.float64)
+        road = self.road_poly  # tile colours change as tiles are visited: read them now
+        self._draw_batch(
+            self._road_vertices,
+            lambda i: [int(c) for c in road[i][1]],
+            zoom,
+            translation,
+            angle,
+        )
+
+
+@wmkit.hookimpl
+def wmkit_register(registry):
+    registry.add_env(ENV_ID, "wmkit_fastcar:FastCarRacing", max_episode_steps=1000)

@@ -1,0 +1,72 @@
+"""wmkit/CarRacing-v3 is gymnasium's CarRacing-v3, frame for frame, only faster."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+from wmkit_fastcar import ENV_ID, FastCarRacing, rotate
+
+from wmkit.envs import make_env
+from wmkit.plugins import get_registry
+from wmkit.recipe import EnvConfig
+
+if ENV_ID not in gymnasium.registry:  # wmkit's make_env does this on first use
+    gymnasium.register(ENV_ID, entry_point="wmkit_fastcar:FastCarRacing", max_episode_steps=1000)
+
+
+def test_rotation_matches_pygame_bit_for_bit():
+    from pygame.math import Vector2
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-300, 300, (50, 2))
+    angles = [0.0, np.pi / 2, -np.pi, 3 * np.pi / 2 + 1e-9, 2 * np.pi, *rng.uniform(-20, 20, 30)]
+    for angle in angles:
+        want = np.array([tuple(Vector2(tuple(p)).rotate_rad(angle)) for p in points])
+        np.testing.assert_array_equal(rotate(points, float(angle)), want)
+
+
+@pytest.mark.parametrize(
+    ("seed", "policy"),
+    [(0, "random"), (7, "fixed"), (123, "steering")],
+)
+def test_identical_to_gymnasium_for_1000_steps(seed, policy):
+    ours, theirs = gymnasium.make(ENV_ID), gymnasium.make("CarRacing-v3")
+    a, _ = ours.reset(seed=seed)
+    b, _ = theirs.reset(seed=seed)
+    assert np.array_equal(a, b)
+    rng = np.random.default_rng(seed)
+    for step in range(1000):
+        if policy == "random":
+            action = rng.uniform([-1, 0, 0], [1, 1, 1]).astype(np.float32)
+        elif policy == "fixed":
+            action = np.array([0.0, 0.4, 0.0], np.float32)
+        else:
+            action = np.array([np.sin(step / 30), 0.5, 0.0], np.float32)
+        x, y = ours.step(action), theirs.step(action)
+        assert np.array_equal(x[0], y[0]), f"frame differs at step {step}"
+        assert x[1:4] == y[1:4], f"reward or termination differs at step {step}"
+        if x[2] or x[3]:
+            a, _ = ours.reset(seed=seed + step)
+            b, _ = theirs.reset(seed=seed + step)
+            assert np.array_equal(a, b)
+    ours.close()
+    theirs.close()
+
+
+def test_direct_observation_mode_renders_the_view_above_the_dashboard():
+    env = FastCarRacing(render_mode="state_pixels", observation_size=64)
+    frame, _ = env.reset(seed=0)
+    assert frame.shape == (64, 64, 3) and env.observation_space.shape == (64, 64, 3)
+    for _ in range(60):
+        frame, *_ = env.step(np.array([0.0, 0.5, 0.0], np.float32))
+    # The bottom rows are road and grass, not the black dashboard of the 96x96 frame.
+    assert frame[-4:].mean() > 60
+    env.close()
+
+
+def test_the_plugin_registers_it_for_recipes():
+    env = make_env(EnvConfig(id=ENV_ID, crop=(0, 12, 0, 0)), get_registry())
+    frame, _ = env.reset(seed=1)
+    assert frame.shape == (64, 64, 3) and env.spec.max_episode_steps == 1000
+    env.close()
