@@ -133,24 +133,26 @@ class FastCarRacing(CarRacing):
         screen = rotate(polys, angle)
         screen[..., 0] = screen[..., 0] * zoom + translation[0]
         screen[..., 1] = screen[..., 1] * zoom + translation[1]
-        m = car_racing.MAX_SHAPE_DIM
-        inside = (
-            (screen[..., 0] >= -m)
-            & (screen[..., 0] <= car_racing.WINDOW_W + m)
-            & (screen[..., 1] >= -m)
-            & (screen[..., 1] <= car_racing.WINDOW_H + m)
-        ).any(axis=1)
-        # gymnasium's test above keeps polygons within MAX_SHAPE_DIM of the screen; those
-        # whose bounding box misses the surface altogether change no pixel (gfxdraw clips
-        # to the surface), so skipping them keeps every frame identical.
+        # Polygons whose bounding box misses the surface change no pixel (gfxdraw clips to
+        # the surface), so only the few that touch it are tested further...
         lo, hi = screen.min(axis=1), screen.max(axis=1)
-        touches = (
+        touches = np.flatnonzero(
             (hi[:, 0] >= -_MARGIN)
             & (lo[:, 0] <= car_racing.WINDOW_W + _MARGIN)
             & (hi[:, 1] >= -_MARGIN)
             & (lo[:, 1] <= car_racing.WINDOW_H + _MARGIN)
         )
-        for i in np.flatnonzero(inside & touches):
+        # ... with gymnasium's own test (a vertex within MAX_SHAPE_DIM of the screen), so
+        # that exactly the polygons gymnasium draws on the surface are drawn, in its order.
+        near = screen[touches]
+        m = car_racing.MAX_SHAPE_DIM
+        inside = (
+            (near[..., 0] >= -m)
+            & (near[..., 0] <= car_racing.WINDOW_W + m)
+            & (near[..., 1] >= -m)
+            & (near[..., 1] <= car_racing.WINDOW_H + m)
+        ).any(axis=1)
+        for i in touches[inside]:
             poly = [tuple(v) for v in screen[i].tolist()]
             color = colors(i)
             gfxdraw.aapolygon(self.surf, poly, color)
