@@ -11,6 +11,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 
 console = Console(stderr=True)
 
@@ -23,6 +24,10 @@ def make_progress() -> Progress:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        # The info text is cut short rather than squeezing the counts and times.
+        TextColumn(
+            "{task.fields[info]}",
+            table_column=Column(no_wrap=True, overflow="ellipsis", max_width=44),
+        ),
         console=console,
     )
