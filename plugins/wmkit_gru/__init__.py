@@ -18,7 +18,7 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
+from wmkit.optim_state import AdamTraining
 from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch
 
 
@@ -31,7 +31,7 @@ class GRUGaussianOptions(MemoryOptions):
     epochs: int = Field(20, ge=1, description="Passes over the latent sequences.")
 
 
-class GRUGaussian(nn.Module):
+class GRUGaussian(AdamTraining, nn.Module):
     name = "gru_gaussian"
     Options = GRUGaussianOptions
 
@@ -44,7 +44,6 @@ class GRUGaussian(nn.Module):
         self.head = nn.Linear(options.hidden, 2 * latent_dim + 2)  # mu, log sigma, r, done
         with torch.no_grad():
             self.head.bias[-1] = -5.0  # episodes rarely end
-        self._optimizer: torch.optim.Optimizer | None = None
 
     def forward(self, z, action, state=None):
         h, state = self.gru(torch.cat([z, action.to(z.dtype)], dim=-1), state)
@@ -91,31 +90,8 @@ class GRUGaussian(nn.Module):
             "done_bce": done_loss,
         }
 
-    def _adam(self) -> torch.optim.Optimizer:
-        if self._optimizer is None:
-            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
-        return self._optimizer
-
-    def train_state_dict(self) -> dict[str, torch.Tensor]:
-        return optimizer_tensors(self._adam())
-
-    def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        load_optimizer_tensors(self._adam(), state)
-
     def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
-        optimizer = self._adam()
-        totals: dict[str, float] = {}
-        n = 0
-        for batch in batches:
-            losses = self.loss(batch)
-            optimizer.zero_grad()
-            losses["loss"].backward()
-            nn.utils.clip_grad_norm_(self.parameters(), self.options.grad_clip)
-            optimizer.step()
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + v.item()
-            n += 1
-        return {k: v / max(n, 1) for k, v in totals.items()}
+        return self.fit_batches(batches, self.options.grad_clip)
 
 
 @wmkit.hookimpl

@@ -17,7 +17,7 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
+from wmkit.optim_state import AdamTraining
 from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -50,7 +50,7 @@ def mdn_log_prob(
     return torch.logsumexp(logpi + log_normal, dim=-1)
 
 
-class MDNRNN(nn.Module):
+class MDNRNN(AdamTraining, nn.Module):
     name = "mdn_rnn"
     Options = MDNRNNOptions
 
@@ -67,7 +67,6 @@ class MDNRNN(nn.Module):
         # that a dream from a barely trained M does not stop at every other step.
         with torch.no_grad():
             self.head.bias[-1] = -5.0
-        self._optimizer: torch.optim.Optimizer | None = None
 
     def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
         k, z = self.options.gaussians, self.latent_dim
@@ -129,32 +128,8 @@ class MDNRNN(nn.Module):
         )
         return {"loss": total, "mdn_nll": nll, "reward_mse": reward_loss, "done_bce": done_loss}
 
-    def _adam(self) -> torch.optim.Optimizer:
-        if self._optimizer is None:
-            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
-        return self._optimizer
-
-    def train_state_dict(self) -> dict[str, torch.Tensor]:
-        """Adam's moments, so that training resumed after a crash continues exactly."""
-        return optimizer_tensors(self._adam())
-
-    def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        load_optimizer_tensors(self._adam(), state)
-
     def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
-        optimizer = self._adam()
-        totals: dict[str, float] = {}
-        n = 0
-        for batch in batches:
-            losses = self.loss(batch)
-            optimizer.zero_grad()
-            losses["loss"].backward()
-            nn.utils.clip_grad_norm_(self.parameters(), self.options.grad_clip)
-            optimizer.step()
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + v.item()
-            n += 1
-        return {k: v / max(n, 1) for k, v in totals.items()}
+        return self.fit_batches(batches, self.options.grad_clip)
 
 
 @wmkit.hookimpl

@@ -16,7 +16,7 @@ from torch import nn
 
 import wmkit
 from wmkit.errors import WmkitError
-from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
+from wmkit.optim_state import AdamTraining
 from wmkit.protocols import VisionOptions
 
 
@@ -29,7 +29,7 @@ class ConvVAEOptions(VisionOptions):
     batch_size: int = Field(100, ge=1, description="Frames per training step.")
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(AdamTraining, nn.Module):
     name = "conv_vae"
     Options = ConvVAEOptions
 
@@ -68,7 +68,6 @@ class ConvVAE(nn.Module):
             nn.ConvTranspose2d(32, 3, 6, stride=2),
             nn.Sigmoid(),
         )
-        self._optimizer: torch.optim.Optimizer | None = None
 
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(frames)
@@ -90,31 +89,8 @@ class ConvVAE(nn.Module):
         kl = kl.clamp(min=self.options.kl_tolerance * self.latent_dim).mean()
         return {"loss": recon_loss + kl, "recon": recon_loss, "kl": kl}
 
-    def _adam(self) -> torch.optim.Optimizer:
-        if self._optimizer is None:
-            self._optimizer = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
-        return self._optimizer
-
-    def train_state_dict(self) -> dict[str, torch.Tensor]:
-        """Adam's moments, so that training resumed after a crash continues exactly."""
-        return optimizer_tensors(self._adam())
-
-    def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        load_optimizer_tensors(self._adam(), state)
-
     def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
-        optimizer = self._adam()
-        totals: dict[str, float] = {}
-        n = 0
-        for frames in batches:
-            losses = self.loss(frames)
-            optimizer.zero_grad()
-            losses["loss"].backward()
-            optimizer.step()
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + v.item()
-            n += 1
-        return {k: v / max(n, 1) for k, v in totals.items()}
+        return self.fit_batches(batches)
 
 
 @wmkit.hookimpl
