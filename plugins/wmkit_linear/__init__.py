@@ -51,7 +51,23 @@ class BoxSquash(nn.Module):
         return torch.where(self.clip_mask, clipped, affine)
 
 
-class LinearController(nn.Module):
+class FlatParams:
+    """All of a torch controller's parameters as the one flat vector an optimizer searches."""
+
+    num_params: int
+
+    def get_params(self) -> np.ndarray:
+        return nn.utils.parameters_to_vector(self.parameters()).detach().cpu().double().numpy()
+
+    def set_params(self, params: np.ndarray) -> None:
+        vec = torch.as_tensor(np.asarray(params), dtype=torch.float32)
+        if vec.numel() != self.num_params:
+            raise ValueError(f"expected {self.num_params} parameters, got {vec.numel()}")
+        device = next(self.parameters()).device
+        nn.utils.vector_to_parameters(vec.to(device), self.parameters())
+
+
+class LinearController(FlatParams, nn.Module):
     name = "linear"
     Options = LinearControllerOptions
 
@@ -81,15 +97,6 @@ class LinearController(nn.Module):
         bias = params[:, a * f :].to(features.dtype)
         y = torch.baddbmm(bias.unsqueeze(2), weight, features.unsqueeze(2)).squeeze(2)
         return self._squash(torch.tanh(y))
-
-    def get_params(self) -> np.ndarray:
-        return nn.utils.parameters_to_vector(self.parameters()).detach().cpu().double().numpy()
-
-    def set_params(self, params: np.ndarray) -> None:
-        vec = torch.as_tensor(np.asarray(params), dtype=torch.float32)
-        if vec.numel() != self.num_params:
-            raise ValueError(f"expected {self.num_params} parameters, got {vec.numel()}")
-        nn.utils.vector_to_parameters(vec.to(self.linear.weight.device), self.parameters())
 
 
 @wmkit.hookimpl

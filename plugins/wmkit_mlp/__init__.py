@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
-from wmkit_linear import BoxSquash, Squash
+from wmkit_linear import BoxSquash, FlatParams, Squash
 
 import wmkit
 from wmkit.protocols import ControllerOptions
@@ -26,7 +26,7 @@ class MLPControllerOptions(ControllerOptions):
     )
 
 
-class MLPController(nn.Module):
+class MLPController(FlatParams, nn.Module):
     name = "mlp"
     Options = MLPControllerOptions
 
@@ -57,15 +57,6 @@ class MLPController(nn.Module):
         h = torch.tanh(torch.baddbmm(b1.unsqueeze(2), w1, features.float().unsqueeze(2)))
         y = torch.baddbmm(b2.unsqueeze(2), w2, h).squeeze(2)
         return self._squash(torch.tanh(y))
-
-    def get_params(self) -> np.ndarray:
-        return nn.utils.parameters_to_vector(self.parameters()).detach().cpu().double().numpy()
-
-    def set_params(self, params: np.ndarray) -> None:
-        vec = torch.as_tensor(np.asarray(params), dtype=torch.float32)
-        if vec.numel() != self.num_params:
-            raise ValueError(f"expected {self.num_params} parameters, got {vec.numel()}")
-        nn.utils.vector_to_parameters(vec.to(self.out.weight.device), self.parameters())
 
 
 @wmkit.hookimpl
