@@ -118,8 +118,23 @@ class SequenceBatch:
     done: torch.Tensor
 
 
+class TrainedModule(Protocol):
+    """What the pipeline does with V and M besides their role: save and load their weights,
+    move them between devices, switch train/eval mode (as a torch.nn.Module does)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+    def to(self, device: Any) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+
 @runtime_checkable
-class Vision(Protocol):
+class Vision(TrainedModule, Protocol):
     """V: frames in [0, 1] of shape [B, C, H, W] to and from a latent distribution."""
 
     name: ClassVar[str]
@@ -138,19 +153,9 @@ class Vision(Protocol):
         Optional, for exact resume: ``train_state_dict()`` / ``load_train_state_dict(d)``
         export and restore the training state (e.g. Adam's moments) as named tensors."""
 
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
-
-    def to(self, device: Any) -> Any: ...
-
-    def train(self, mode: bool = True) -> Any: ...
-
-    def eval(self) -> Any: ...
-
 
 @runtime_checkable
-class Memory(Protocol):
+class Memory(TrainedModule, Protocol):
     """M: a recurrent model of p(z_{t+1}, r_t, done_t | z_t, a_t, state_t)."""
 
     name: ClassVar[str]
@@ -176,16 +181,6 @@ class Memory(Protocol):
 
     def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
         """Train on one pass of sequence batches; return the mean of each loss term."""
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
-
-    def to(self, device: Any) -> Any: ...
-
-    def train(self, mode: bool = True) -> Any: ...
-
-    def eval(self) -> Any: ...
 
 
 @runtime_checkable
