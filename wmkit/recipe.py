@@ -300,9 +300,10 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
             blocks[role] = ComponentBlock(name=name, options=cls.Options.model_validate(raw))
         except ValidationError as exc:
             problems.extend(_problems(exc, (role,)))
-    # Missing or broken component blocks get a placeholder, so that the core blocks are
-    # still checked and every problem is reported in one go.
-    filled = {role: blocks.get(role, _placeholder()) for role in DEFAULT_COMPONENTS}
+    # A component block that failed is stood in for by an empty one, so that the core
+    # blocks are still checked and every problem is reported in one go (the recipe is
+    # rejected all the same).
+    filled = {role: blocks.get(role, _stand_in_block()) for role in DEFAULT_COMPONENTS}
     try:
         recipe = Recipe.model_validate({**data, **filled})
     except ValidationError as exc:
@@ -318,7 +319,7 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
     return recipe
 
 
-def _placeholder() -> ComponentBlock:
+def _stand_in_block() -> ComponentBlock:
     return ComponentBlock(name="-", options=Options())
 
 
