@@ -70,3 +70,31 @@ def test_the_plugin_registers_it_for_recipes():
     frame, _ = env.reset(seed=1)
     assert frame.shape == (64, 64, 3) and env.spec.max_episode_steps == 1000
     env.close()
+
+
+def test_filling_the_surface_is_what_filled_polygon_draws_when_the_field_covers_it():
+    import pygame
+    from pygame import gfxdraw
+    from wmkit_fastcar import covers_surface
+
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(60):
+        centre = rng.uniform(-400, 1400, 2)
+        half = rng.uniform(300, 3000)
+        angle = rng.uniform(0, 2 * np.pi)
+        square = np.array([(half, half), (half, -half), (-half, -half), (-half, half)])
+        poly = rotate(square, angle) + centre
+        if not covers_surface(poly, 100, 80):
+            continue
+        covered += 1
+        drawn, filled = pygame.Surface((100, 80)), pygame.Surface((100, 80))
+        points = [tuple(v) for v in poly.tolist()]
+        gfxdraw.aapolygon(drawn, points, (102, 204, 102))
+        gfxdraw.filled_polygon(drawn, points, (102, 204, 102))
+        filled.fill((102, 204, 102))
+        assert pygame.image.tobytes(drawn, "RGB") == pygame.image.tobytes(filled, "RGB")
+    assert covered > 10
+    # A square that leaves a corner of the surface bare is drawn, not filled.
+    assert not covers_surface(np.array([(0.0, 0), (200, 0), (200, 200), (0, 200)]), 100, 80)
+    assert covers_surface(np.array([(-9.0, -9), (109, -9), (109, 89), (-9, 89)]), 100, 80)
