@@ -151,6 +151,24 @@ def test_temperature_sweep_writes_a_table_and_dream_command_writes_video(dream_r
     results = json.loads((out / "sweep" / "results.json").read_text())
     assert set(results) == {"0.5", "1.3"}
 
+    # A finished run takes a longer sweep: only the new temperature is trained.
+    stages = json.loads((out / "stages.json").read_text())
+    data["dream"]["sweep"] = [0.5, 1.3, 2.0]
+    dream_recipe.write_text(yaml.safe_dump(data))
+    again = CliRunner().invoke(app, ["run", str(dream_recipe), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "fit_controller: already complete" in again.output
+    longer = json.loads((out / "sweep" / "results.json").read_text())
+    assert set(longer) == {"0.5", "1.3", "2"} and longer["0.5"] == results["0.5"]
+    after = json.loads((out / "stages.json").read_text())
+    assert after["fit_controller"] == stages["fit_controller"]
+    assert after["temperature_sweep"]["swept"] == ["0.5", "1.3", "2"]
+    # Anything else that changes results still needs its own run directory.
+    data["dream"]["temperature"] = 0.9
+    dream_recipe.write_text(yaml.safe_dump(data))
+    other = CliRunner().invoke(app, ["run", str(dream_recipe), "--out", str(out)])
+    assert other.exit_code == 2 and "different recipe" in other.output
+
     video = tmp_path / "dream.gif"
     res = CliRunner().invoke(
         app,

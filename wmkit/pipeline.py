@@ -111,7 +111,7 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
     summaries: dict[str, Any] = {}
     with ctx.progress:
         for name, stage in STAGES:
-            if run.is_done(name):
+            if _complete(run, name, recipe):
                 console.print(f"  {name}: already complete, skipped")
                 continue
             started = time.time()
@@ -121,6 +121,17 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
             log.info("stage %s done in %.1f s: %s", name, time.time() - started, _plain(summary))
             summaries[name] = summary
     return summaries
+
+
+def _complete(run, name: str, recipe: Recipe) -> bool:
+    """A stage listed in stages.json is done, except a sweep whose list of temperatures has
+    changed since: it runs again and trains only the temperatures it has not seen."""
+    record = run.stages().get(name)
+    if record is None:
+        return False
+    if name == "temperature_sweep":
+        return record.get("swept") == [f"{t:g}" for t in recipe.dream.sweep]
+    return True
 
 
 def preflight(ctx: StageContext) -> None:
@@ -142,4 +153,11 @@ def preflight(ctx: StageContext) -> None:
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    """The JSON-friendly part of a stage summary: numbers, strings and lists of them."""
+
+    def plain(v: Any) -> bool:
+        if isinstance(v, list):
+            return all(isinstance(x, (int, float, str)) for x in v)
+        return isinstance(v, (int, float, str))
+
+    return {k: v for k, v in summary.items() if plain(v)}

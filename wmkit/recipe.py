@@ -22,6 +22,18 @@ from wmkit.registry import Registry
 
 # Fields that change how fast a run goes, never what it computes.
 NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries")
+# Fields that only add work after everything else: a finished run can take a sweep later.
+ADDS_ONLY = (("dream", "sweep"),)
+
+
+def without_run_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A resolved recipe (as in a run's recipe.yaml) minus NOT_IDENTITY and ADDS_ONLY."""
+    data = {k: v for k, v in data.items() if k not in NOT_IDENTITY}
+    for block, key in ADDS_ONLY:
+        if isinstance(data.get(block), dict):
+            data[block] = {k: v for k, v in data[block].items() if k != key}
+    return data
+
 
 DEFAULT_COMPONENTS = {
     "vision": "conv_vae",
@@ -182,11 +194,9 @@ class Recipe(Options):
         return data
 
     def identity(self) -> dict[str, Any]:
-        """The resolved recipe without the fields that change speed but never results."""
-        data = self.to_dict()
-        for key in NOT_IDENTITY:
-            data.pop(key, None)
-        return data
+        """The resolved recipe without the fields that change speed but never results, nor
+        the temperature sweep, which only adds a last stage."""
+        return without_run_settings(self.to_dict())
 
     def digest(self) -> str:
         """A stable hash of what the run computes: a run directory belongs to one recipe."""

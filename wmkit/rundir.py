@@ -11,7 +11,7 @@ import yaml
 
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json, atomic_write_text
-from wmkit.recipe import NOT_IDENTITY, Recipe
+from wmkit.recipe import Recipe, without_run_settings
 
 
 class RunDir:
@@ -39,8 +39,7 @@ class RunDir:
             except yaml.YAMLError:
                 have = None
             if isinstance(have, dict):
-                for key in NOT_IDENTITY:
-                    have.pop(key, None)
+                have = without_run_settings(have)
             if have != wanted:
                 raise WmkitError(
                     f"{self.root}: this run directory holds a different recipe; "

@@ -29,7 +29,7 @@ from wmkit.stages.fit_controller import (  # noqa: E402
 def temperature_sweep(ctx: StageContext) -> dict:
     taus = ctx.recipe.dream.sweep
     if not taus:
-        return {"temperatures": 0}
+        return {"temperatures": 0, "swept": []}
     root = ctx.run.root / "sweep"
     results_path = root / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -59,7 +59,7 @@ def temperature_sweep(ctx: StageContext) -> dict:
         atomic_write_json(results_path, results)
     rows = [results[f"{t:g}"] for t in taus]
     write_table(ctx, rows)
-    return {"temperatures": len(rows)}
+    return {"temperatures": len(rows), "swept": [f"{t:g}" for t in taus]}
 
 
 def write_table(ctx: StageContext, rows: list[dict]) -> None:
