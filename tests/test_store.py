@@ -64,10 +64,10 @@ def test_frame_batches_hold_a_bounded_number_of_shards(tmp_path, monkeypatch):
     assert seen == set(range(10)) and sorted(loaded) == list(range(10))
 
 
-def test_sequence_chunks_cut_whole_sequences_within_episodes(tmp_path):
+def test_sequence_chunks_cut_whole_sequences_and_keep_every_episode_end(tmp_path):
     store = RolloutStore(tmp_path)
-    for i in range(2):
-        n = 20
+    lengths = [20, 4]  # the second is shorter than a sequence
+    for i, n in enumerate(lengths):
         store.add(
             store.write_episode(
                 i,
@@ -75,14 +75,26 @@ def test_sequence_chunks_cut_whole_sequences_within_episodes(tmp_path):
                     "mu": np.arange(n, dtype=np.float32)[:, None].repeat(3, 1) + 100 * i,
                     "logvar": np.full((n, 3), -30.0, np.float32),
                     "action": np.zeros((n, 2), np.float32),
-                    "reward": np.zeros(n, np.float32),
-                    "done": np.zeros(n, bool),
+                    "reward": np.ones(n, np.float32),
+                    "done": np.arange(n) == n - 1,
                 },
             )
         )
-    chunks = list(sequence_chunks(store, 6, np.random.default_rng(1)))
-    assert len(chunks) >= 4
-    for c in chunks:
-        assert c["z"].shape == (6, 3)
-        steps = np.diff(c["z"][:, 0])
-        np.testing.assert_allclose(steps, 1.0, atol=1e-3)  # consecutive steps of one episode
+    end_positions = set()
+    for seed in range(8):
+        chunks = list(sequence_chunks(store, 6, np.random.default_rng(seed)))
+        assert len(chunks) >= 4
+        ends = 0
+        for c in chunks:
+            assert c["z"].shape == (6, 3) and c["mask"].shape == (6,)
+            real = int(c["mask"].sum())
+            assert real >= 1 and (c["mask"][:real] == 1).all() and (c["mask"][real:] == 0).all()
+            steps = np.diff(c["z"][:real, 0])
+            np.testing.assert_allclose(steps, 1.0, atol=1e-3)  # consecutive steps of one episode
+            assert (c["reward"][real:] == 0).all() and not c["done"][real:].any()
+            if c["done"].any():
+                ends += 1
+                end_positions.add(int(np.flatnonzero(c["done"])[0]))
+                assert np.flatnonzero(c["done"])[0] == real - 1  # done is the last real step
+        assert ends == len(lengths)  # every episode's end is in exactly one chunk
+    assert len(end_positions) >= 3  # and it is not always at the same position

@@ -109,13 +109,30 @@ class SequenceBatch:
 
     ``z`` [B, T, Z] holds the latents, ``action`` [B, T, A] the action taken at each step,
     ``reward`` [B, T] and ``done`` [B, T] what the environment answered to that action.
-    The target of step t is ``z[:, t + 1]``, so the last step has no latent target.
+    ``mask`` [B, T] is 1 on real steps and 0 on the padding after an episode's end, so that
+    an episode's last step, the one whose ``done`` is 1, can sit anywhere in a sequence.
+
+    Step t is trained to predict ``reward[:, t]`` and ``done[:, t]`` where ``mask[:, t]`` is
+    1, and ``z[:, t + 1]`` where ``mask[:, t + 1]`` is 1: an episode's last step has a reward
+    and a done target but no next latent. (Dropping that step would leave the done head
+    without a single positive example.) Average per-step losses with ``masked_mean``.
     """
 
     z: torch.Tensor
     action: torch.Tensor
     reward: torch.Tensor
     done: torch.Tensor
+    mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask is None:
+            self.mask = torch.ones(self.z.shape[:2], dtype=self.z.dtype, device=self.z.device)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` [B, T, ...] over the steps where ``mask`` [B, T] is 1."""
+    values = values.reshape(*mask.shape, -1).mean(-1)
+    return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
 class TrainedModule(Protocol):

@@ -383,7 +383,7 @@ import torch.nn.functional as F
 import wmkit
 from pydantic import Field
 from torch import nn
-from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch
+from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -446,13 +446,19 @@ class $cls(nn.Module):
         return mu + sigma * math.sqrt(temperature) * eps
 
     def loss(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
-        # Step t predicts z_{t+1}, so the last step of each sequence is never an input.
-        (mu, sigma, reward, done_logit), _ = self(batch.z[:, :-1], batch.action[:, :-1])
-        target = batch.z[:, 1:]
-        nll = (0.5 * ((target - mu) / sigma) ** 2 + sigma.log() + LOG_SQRT_2PI).mean()
-        reward_mse = F.mse_loss(reward, batch.reward[:, :-1].to(reward.dtype))
-        done_bce = F.binary_cross_entropy_with_logits(
-            done_logit, batch.done[:, :-1].to(done_logit.dtype)
+        # Every step predicts its reward and done (an episode's last step is where done is
+        # 1); all but the last also the next latent. batch.mask is 0 on padding.
+        (mu, sigma, reward, done_logit), _ = self(batch.z, batch.action)
+        mu, sigma, target = mu[:, :-1], sigma[:, :-1], batch.z[:, 1:]
+        nll = masked_mean(
+            0.5 * ((target - mu) / sigma) ** 2 + sigma.log() + LOG_SQRT_2PI, batch.mask[:, 1:]
+        )
+        reward_mse = masked_mean((reward - batch.reward.to(reward.dtype)) ** 2, batch.mask)
+        done_bce = masked_mean(
+            F.binary_cross_entropy_with_logits(
+                done_logit, batch.done.to(done_logit.dtype), reduction="none"
+            ),
+            batch.mask,
         )
         loss = nll + reward_mse + done_bce
         return {"loss": loss, "nll": nll, "reward_mse": reward_mse, "done_bce": done_bce}

@@ -139,28 +139,36 @@ def frame_batches(
 def sequence_chunks(
     store: RolloutStore, seq_len: int, rng: np.random.Generator, shards_in_memory: int = 256
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Random-offset, non-overlapping chunks of ``seq_len`` steps from latent episodes.
+    """Non-overlapping chunks of ``seq_len`` steps from latent episodes, with a ``mask``.
 
-    Latents are sampled from the stored mean and log-variance each time (as in the paper),
-    so every epoch sees slightly different z.
+    Each episode is followed by a random 0 to ``seq_len - 1`` steps of padding (mask 0) and
+    cut into chunks from the end backwards, so its last step, the one where ``done`` is 1,
+    is always in a chunk and lands at any position in it: M learns when episodes end, and
+    not that they end at the last step of a sequence. Episodes shorter than ``seq_len`` give
+    one padded chunk. Latents are sampled from the stored mean and log-variance each time (as
+    in the paper), so every epoch sees slightly different z.
     """
     for group in store.iter_groups(rng, shards_in_memory):
         chunks = []
         for ep in group:
             n = len(ep["mu"])
-            if n < seq_len:
-                continue
-            offset = int(rng.integers(0, n - seq_len + 1)) if n > seq_len else 0
+            length = max(n + int(rng.integers(0, seq_len)), seq_len)
             z = ep["mu"] + np.exp(ep["logvar"] / 2) * rng.standard_normal(ep["mu"].shape)
-            for start in range(offset % seq_len, n - seq_len + 1, seq_len):
-                sl = slice(start, start + seq_len)
-                chunks.append(
-                    {
-                        "z": z[sl].astype(np.float32),
-                        "action": ep["action"][sl],
-                        "reward": ep["reward"][sl],
-                        "done": ep["done"][sl],
-                    }
-                )
+            padded = {
+                "z": _pad(z.astype(np.float32), length),
+                "action": _pad(ep["action"], length),
+                "reward": _pad(ep["reward"], length),
+                "done": _pad(ep["done"], length),
+                "mask": _pad(np.ones(n, np.float32), length),
+            }
+            for start in range(length - seq_len, -1, -seq_len):
+                chunks.append({k: v[start : start + seq_len] for k, v in padded.items()})
         for i in rng.permutation(len(chunks)):
             yield chunks[i]
+
+
+def _pad(values: np.ndarray, length: int) -> np.ndarray:
+    """``values`` followed by zeros up to ``length`` steps."""
+    out = np.zeros((length, *values.shape[1:]), values.dtype)
+    out[: len(values)] = values
+    return out

@@ -19,7 +19,7 @@ from torch import nn
 
 import wmkit
 from wmkit.optim_state import AdamTraining
-from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch
+from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
 
 
 class GRUGaussianOptions(MemoryOptions):
@@ -73,13 +73,16 @@ class GRUGaussian(AdamTraining, nn.Module):
         return mu + sigma * math.sqrt(temperature) * eps
 
     def loss(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
-        (mu, sigma, reward, done_logit), _ = self(batch.z[:, :-1], batch.action[:, :-1])
-        target = batch.z[:, 1:]
-        nll = (
-            0.5 * ((target - mu) / sigma) ** 2 + sigma.log() + 0.5 * math.log(2 * math.pi)
-        ).mean()
-        reward_loss = F.mse_loss(reward, batch.reward[:, :-1])
-        done_loss = F.binary_cross_entropy_with_logits(done_logit, batch.done[:, :-1])
+        # Every step predicts its reward and done; all but the last also the next latent.
+        (mu, sigma, reward, done_logit), _ = self(batch.z, batch.action)
+        mu, sigma, target = mu[:, :-1], sigma[:, :-1], batch.z[:, 1:]
+        log_normal = 0.5 * ((target - mu) / sigma) ** 2 + sigma.log() + 0.5 * math.log(2 * math.pi)
+        nll = masked_mean(log_normal, batch.mask[:, 1:])
+        reward_loss = masked_mean((reward - batch.reward) ** 2, batch.mask)
+        done_loss = masked_mean(
+            F.binary_cross_entropy_with_logits(done_logit, batch.done, reduction="none"),
+            batch.mask,
+        )
         total = (
             nll + self.options.reward_weight * reward_loss + self.options.done_weight * done_loss
         )

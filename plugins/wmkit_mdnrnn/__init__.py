@@ -18,7 +18,7 @@ from torch import nn
 
 import wmkit
 from wmkit.optim_state import AdamTraining
-from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch
+from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -116,12 +116,17 @@ class MDNRNN(AdamTraining, nn.Module):
         return mu_k + sigma_k * math.sqrt(temperature) * eps
 
     def loss(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
-        (logpi, mu, sigma, reward, done_logit), _ = self(batch.z[:, :-1], batch.action[:, :-1])
-        nll = -mdn_log_prob(logpi, mu, sigma, batch.z[:, 1:]).mean()
-        reward_loss = F.mse_loss(reward, batch.reward[:, :-1])
+        # Every step predicts its reward and done; all but the last also the next latent.
+        (logpi, mu, sigma, reward, done_logit), _ = self(batch.z, batch.action)
+        log_prob = mdn_log_prob(logpi[:, :-1], mu[:, :-1], sigma[:, :-1], batch.z[:, 1:])
+        nll = -masked_mean(log_prob, batch.mask[:, 1:])
+        reward_loss = masked_mean((reward - batch.reward) ** 2, batch.mask)
         pos_weight = torch.tensor(self.options.done_pos_weight, device=done_logit.device)
-        done_loss = F.binary_cross_entropy_with_logits(
-            done_logit, batch.done[:, :-1], pos_weight=pos_weight
+        done_loss = masked_mean(
+            F.binary_cross_entropy_with_logits(
+                done_logit, batch.done, pos_weight=pos_weight, reduction="none"
+            ),
+            batch.mask,
         )
         total = (
             nll + self.options.reward_weight * reward_loss + self.options.done_weight * done_loss

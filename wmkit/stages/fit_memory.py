@@ -20,7 +20,11 @@ def collate(chunks: list[dict[str, np.ndarray]], device: torch.device) -> Sequen
         return torch.from_numpy(np.stack([c[key] for c in chunks])).to(device)
 
     return SequenceBatch(
-        stack("z"), stack("action"), stack("reward").float(), stack("done").float()
+        stack("z"),
+        stack("action"),
+        stack("reward").float(),
+        stack("done").float(),
+        stack("mask").float(),
     )
 
 
@@ -42,13 +46,10 @@ def fit_memory(ctx: StageContext) -> dict:
         if buffer:
             yield collate(buffer, ctx.device)
 
-    chunks = sum(max(info.steps // options.seq_len, 0) for info in latents.infos())
-    if chunks == 0:
-        from wmkit.errors import WmkitError
-
-        raise WmkitError(
-            f"memory.seq_len: {options.seq_len} is longer than every collected episode; "
-            "lower it or collect longer episodes"
-        )
+    # About how many chunks an epoch has (the padding is random), for the progress bar.
+    chunks = sum(
+        max(round((info.steps + options.seq_len / 2) / options.seq_len), 1)
+        for info in latents.infos()
+    )
     rows = train_epochs(ctx, "memory", memory, batches, math.ceil(chunks / options.batch_size))
     return {"epochs": len(rows), "final": rows[-1] if rows else {}}
