@@ -163,6 +163,16 @@ def test_temperature_sweep_writes_a_table_and_dream_command_writes_video(dream_r
     after = json.loads((out / "stages.json").read_text())
     assert after["fit_controller"] == stages["fit_controller"]
     assert after["temperature_sweep"]["swept"] == ["0.5", "1.3", "2"]
+    assert {r["generations"] for r in longer.values()} == {2}  # optimizer.generations
+    # A smaller sweep budget retrains each temperature with that many generations.
+    data["dream"]["sweep_generations"] = 1
+    dream_recipe.write_text(yaml.safe_dump(data))
+    cheaper = CliRunner().invoke(app, ["run", str(dream_recipe), "--out", str(out)])
+    assert cheaper.exit_code == 0, cheaper.output
+    budgets = json.loads((out / "sweep" / "results.json").read_text())
+    assert {r["generations"] for r in budgets.values()} == {1}
+    rows = (out / "metrics" / "sweep_tau2.jsonl").read_text().splitlines()
+    assert len(rows) == 1
     # Anything else that changes results still needs its own run directory.
     data["dream"]["temperature"] = 0.9
     dream_recipe.write_text(yaml.safe_dump(data))

@@ -28,6 +28,7 @@ from wmkit.stages.evaluate import dream_score, evaluate
 from wmkit.stages.fit_controller import fit_controller, trained_memory_and_controller
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
+from wmkit.stages.sweep import is_current as sweep_is_current
 from wmkit.stages.sweep import temperature_sweep
 
 log = logging.getLogger("wmkit")
@@ -124,13 +125,13 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
 
 
 def _complete(run, name: str, recipe: Recipe) -> bool:
-    """A stage listed in stages.json is done, except a sweep whose list of temperatures has
-    changed since: it runs again and trains only the temperatures it has not seen."""
+    """A stage listed in stages.json is done, except a sweep whose temperatures or budget
+    have changed since: it runs again and trains only what it has not done."""
     record = run.stages().get(name)
     if record is None:
         return False
     if name == "temperature_sweep":
-        return record.get("swept") == [f"{t:g}" for t in recipe.dream.sweep]
+        return sweep_is_current(recipe, record)
     return True
 
 

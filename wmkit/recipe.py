@@ -23,7 +23,7 @@ from wmkit.registry import Registry
 # Fields that change how fast a run goes, never what it computes.
 NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries")
 # Fields that only add work after everything else: a finished run can take a sweep later.
-ADDS_ONLY = (("dream", "sweep"),)
+ADDS_ONLY = (("dream", "sweep"), ("dream", "sweep_generations"))
 
 
 def without_run_settings(data: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +121,14 @@ class DreamConfig(Options):
         description=(
             "Temperatures to train a controller in the dream at, each then scored in the dream "
             "and in the real environment (the paper's Table 2); empty skips the sweep."
+        ),
+    )
+    sweep_generations: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Optimizer generations per swept temperature; null uses optimizer.generations. "
+            "A smaller budget compares temperatures at a fraction of the cost."
         ),
     )
 

@@ -140,10 +140,13 @@ def evolve(
     ckpt_dir: Path,
     metrics_name: str,
     label: str,
+    generations: int | None = None,
 ) -> dict:
-    """The optimizer's generations, checkpointed after each one so a restart resumes at the
-    next generation with the optimizer's exact state."""
+    """The optimizer's generations (``optimizer.generations`` unless given), checkpointed
+    after each one so a restart resumes at the next generation with the optimizer's exact
+    state."""
     recipe, options = ctx.recipe, ctx.recipe.optimizer.options
+    generations = generations or options.generations
     optimizer = build_optimizer(
         recipe, ctx.registry, controller.get_params(), derive_seed(recipe.seed, "optimizer")
     )
@@ -154,9 +157,9 @@ def evolve(
         optimizer.load_state_dict(state)
         start = int(meta["generation"])
     logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, metrics_name, start - 1)
-    task = ctx.progress.add_task(label, total=options.generations, completed=start, info="")
+    task = ctx.progress.add_task(label, total=generations, completed=start, info="")
     try:
-        for gen in range(start, options.generations):
+        for gen in range(start, generations):
             if optimizer.stop():
                 break
             t0 = time.time()

@@ -7,6 +7,8 @@ Low tau gives an easy, exploitable dream; higher tau a harder one whose policies
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import matplotlib
 
@@ -26,28 +28,53 @@ from wmkit.stages.fit_controller import (  # noqa: E402
 )
 
 
+def budget(recipe) -> int:
+    """Generations per swept temperature."""
+    return recipe.dream.sweep_generations or recipe.optimizer.options.generations
+
+
+def is_current(recipe, record: dict) -> bool:
+    """Whether a finished sweep stage covers the recipe's temperatures with its budget."""
+    swept = [f"{t:g}" for t in recipe.dream.sweep]
+    return record.get("swept") == swept and record.get("generations") == budget(recipe)
+
+
+def _start_over_unless_budget(folder: Path, generations: int) -> None:
+    """A temperature's checkpoints resume only under the budget they were trained with."""
+    marker = folder / "budget.json"
+    if folder.exists() and (
+        not marker.exists() or json.loads(marker.read_text()).get("generations") != generations
+    ):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(marker, {"generations": generations})
+
+
 def temperature_sweep(ctx: StageContext) -> dict:
     taus = ctx.recipe.dream.sweep
     if not taus:
-        return {"temperatures": 0, "swept": []}
+        return {"temperatures": 0, "swept": [], "generations": budget(ctx.recipe)}
     root = ctx.run.root / "sweep"
     results_path = root / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    generations = budget(ctx.recipe)
     for tau in taus:
         key = f"{tau:g}"
-        if key in results:
-            continue
+        if key in results and results[key].get("generations", generations) == generations:
+            continue  # done with this budget (entries from before budgets were recorded too)
         folder = root / f"tau_{key}"
+        _start_over_unless_budget(folder, generations)
         memory, controller = trained_memory_and_controller(ctx)
         if isinstance(controller, torch.nn.Module):
             controller.to(ctx.device)
         score = dream_scorer(ctx, memory, controller, tau, salt=f"dream-{key}")
-        evolve(ctx, controller, score, folder, f"sweep_tau{key}", f"dream tau={key}")
+        evolve(ctx, controller, score, folder, f"sweep_tau{key}", f"dream tau={key}", generations)
         load_component(folder / "controller", controller, "controller")
         dream = dream_score(ctx, memory, controller, tau)
         real = evaluate(ctx, controller_stem=folder / "controller")
         results[key] = {
             "temperature": tau,
+            "generations": generations,
             "dream": dream,
             "real": {
                 "mean": real.mean,
@@ -59,7 +86,11 @@ def temperature_sweep(ctx: StageContext) -> dict:
         atomic_write_json(results_path, results)
     rows = [results[f"{t:g}"] for t in taus]
     write_table(ctx, rows)
-    return {"temperatures": len(rows), "swept": [f"{t:g}" for t in taus]}
+    return {
+        "temperatures": len(rows),
+        "swept": [f"{t:g}" for t in taus],
+        "generations": generations,
+    }
 
 
 def write_table(ctx: StageContext, rows: list[dict]) -> None:
