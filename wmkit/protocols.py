@@ -236,7 +236,8 @@ class Optimizer(Protocol):
     def stop(self) -> bool: ...
 
     def result(self) -> tuple[np.ndarray, float]:
-        """The best parameters seen so far and their return."""
+        """The parameters to keep as the controller (the best seen, or the search's centre)
+        and their return, or an estimate of it."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to continue the search, as plain arrays (no pickle)."""

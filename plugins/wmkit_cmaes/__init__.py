@@ -9,6 +9,8 @@ random state bit for bit, without pickling anything.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import cma
 import numpy as np
 from pydantic import Field
@@ -19,6 +21,14 @@ from wmkit.protocols import OptimizerOptions
 
 class CMAESOptions(OptimizerOptions):
     sigma0: float = Field(0.1, gt=0, description="Initial step size of the search.")
+    keep: Literal["best", "mean"] = Field(
+        "best",
+        description=(
+            "The controller to keep: 'best', the candidate with the highest return seen; "
+            "'mean', the search distribution's mean, for noisy returns (a stochastic dream), "
+            "where the best return seen is mostly luck."
+        ),
+    )
 
 
 class CMAES:
@@ -60,7 +70,12 @@ class CMAES:
         return bool(self.es.stop())
 
     def result(self) -> tuple[np.ndarray, float]:
+        """'best': the best candidate and its return. 'mean': the distribution's mean and,
+        as an estimate of its return, the last generation's mean return."""
         res = self.es.result
+        if self.options.keep == "mean":
+            estimate = float(np.mean(self.history[-1])) if self.history else float("-inf")
+            return np.asarray(self.es.mean, dtype=float), estimate
         if res.xbest is None:
             return np.asarray(self.es.mean, dtype=float), float("-inf")
         return np.asarray(res.xbest, dtype=float), -float(res.fbest)

@@ -31,3 +31,24 @@ def test_resumed_search_continues_exactly():
         a.tell(xa, [sphere_return(x) for x in xa])
         b.tell(xb, [sphere_return(x) for x in xb])
     np.testing.assert_array_equal(a.result()[0], b.result()[0])
+
+
+def test_keep_mean_returns_the_search_centre_not_a_lucky_candidate():
+    rng = np.random.default_rng(0)
+
+    def noisy(x):  # the true return is -|x - 1|^2; the noise dwarfs the differences
+        return -float(np.sum((x - 1.0) ** 2)) + rng.normal(0, 5.0)
+
+    results = {}
+    for keep in ("best", "mean"):
+        opt = CMAES(CMAESOptions(population=8, sigma0=0.5, keep=keep), np.zeros(4), seed=3)
+        for _ in range(30):
+            xs = opt.ask()
+            opt.tell(xs, [noisy(x) for x in xs])
+        x, estimate = opt.result()
+        results[keep] = (x, estimate)
+    best_x, best_f = results["best"]
+    mean_x, mean_f = results["mean"]
+    np.testing.assert_array_equal(mean_x, opt.es.mean)
+    assert mean_f == np.mean(opt.history[-1])
+    assert best_f > mean_f  # the best return seen is an optimistic outlier

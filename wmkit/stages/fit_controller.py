@@ -172,7 +172,7 @@ def evolve(
                 best=float(fitness.max()),
                 mean=float(fitness.mean()),
                 worst=float(fitness.min()),
-                best_ever=float(best_f),
+                kept=float(best_f),
                 env_steps=steps,
                 seconds=round(time.time() - t0, 3),
             )
@@ -210,7 +210,7 @@ def evolve(
         generation=len(rows),
         fitness=float(best_f),
     )
-    return {"generations": len(rows), "best_fitness": float(best_f)}
+    return {"generations": len(rows), "kept_fitness": float(best_f)}
 
 
 def trained_memory_and_controller(ctx: StageContext) -> tuple[Memory, Controller]:
