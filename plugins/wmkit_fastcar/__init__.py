@@ -49,6 +49,15 @@ def rotate(points: np.ndarray, angle: float) -> np.ndarray:
     return np.stack([c * x - s * y, s * x + c * y], axis=-1)
 
 
+def to_screen(points: np.ndarray, zoom: float, translation, angle: float) -> np.ndarray:
+    """World points [..., 2] to surface pixels, in gymnasium's order of operations: rotate
+    (as ``Vector2.rotate_rad``), then ``* zoom + translation`` per coordinate."""
+    screen = rotate(points, angle)
+    screen[..., 0] = screen[..., 0] * zoom + translation[0]
+    screen[..., 1] = screen[..., 1] * zoom + translation[1]
+    return screen
+
+
 def _grass() -> np.ndarray:
     """The grass patches, in gymnasium's drawing order, as [400, 4, 2]."""
     g = car_racing.GRASS_DIM
@@ -206,9 +215,8 @@ class FastCarRacing(CarRacing):
                 if stripe is not None:
                     paths.append([tuple(trans * v) for v in stripe])
                     colors.append(car_dynamics.WHEEL_WHITE)
-        points = rotate(np.array([v for path in paths for v in path], np.float64), angle)
-        points[:, 0] = points[:, 0] * zoom + translation[0]
-        points[:, 1] = points[:, 1] * zoom + translation[1]
+        vertices = np.array([v for path in paths for v in path], np.float64)
+        points = to_screen(vertices, zoom, translation, angle)
         points = [tuple(v) for v in points.tolist()]
         start = 0
         for path, color in zip(paths, colors):
@@ -219,18 +227,16 @@ class FastCarRacing(CarRacing):
         # A polygon lies within ``zoom * radius`` of its centre's image (rotation keeps
         # lengths), so rotating the ~1,000 centres alone rules out nearly every polygon;
         # the slack of a pixel more than covers the rounding of either computation.
-        c = rotate(polys.centres, angle)
+        c = to_screen(polys.centres, zoom, translation, angle)
         reach = polys.radii * zoom + (_MARGIN + 1.0)
-        cx, cy = c[:, 0] * zoom + translation[0], c[:, 1] * zoom + translation[1]
+        cx, cy = c[:, 0], c[:, 1]
         maybe = np.flatnonzero(
             (cx + reach >= 0)
             & (cx - reach <= car_racing.WINDOW_W)
             & (cy + reach >= 0)
             & (cy - reach <= car_racing.WINDOW_H)
         )
-        screen = rotate(polys.vertices[maybe], angle)
-        screen[..., 0] = screen[..., 0] * zoom + translation[0]
-        screen[..., 1] = screen[..., 1] * zoom + translation[1]
+        screen = to_screen(polys.vertices[maybe], zoom, translation, angle)
         # Polygons whose bounding box misses the surface change no pixel (gfxdraw clips to
         # the surface), so only the few that touch it are tested further...
         lo, hi = screen.min(axis=1), screen.max(axis=1)
@@ -262,9 +268,7 @@ class FastCarRacing(CarRacing):
         (it was the single most expensive draw call of a frame)."""
         b = car_racing.PLAYFIELD
         field = np.array([(b, b), (b, -b), (-b, -b), (-b, b)], dtype=np.float64)
-        screen = rotate(field, angle)
-        screen[:, 0] = screen[:, 0] * zoom + translation[0]
-        screen[:, 1] = screen[:, 1] * zoom + translation[1]
+        screen = to_screen(field, zoom, translation, angle)
         if covers_surface(screen, car_racing.WINDOW_W, car_racing.WINDOW_H):
             self.surf.fill([int(c) for c in self.bg_color])
             return
