@@ -1,9 +1,14 @@
-"""Checkpoints: tensors in safetensors, metadata in JSON. Loading never unpickles anything."""
+"""Checkpoints: one safetensors file holds the tensors and, in its header, the metadata and a
+checksum of the tensor bytes, so a single atomic rename replaces all three together (two files
+cannot be swapped at once: a kill between two renames once left new weights beside old metadata).
+A ``.json`` copy of the metadata is written after it for people and tools; loading does not trust
+it. Loading never unpickles anything."""
 
 from __future__ import annotations
 
 import json
 import platform
+import struct
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -37,39 +42,75 @@ def _paths(stem: Path) -> tuple[Path, Path]:
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
-def save_tensors(stem: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Write ``stem.safetensors`` then ``stem.json``; the JSON (with the checksum) lands last,
-    so a checkpoint whose JSON exists is complete."""
-    weights, info = _paths(stem)
+def _serialise(
+    tensors: dict[str, Any], metadata: dict[str, str] | None = None
+) -> tuple[bytes, str]:
     if all(isinstance(v, np.ndarray) for v in tensors.values()):
-        data = np_save({k: np.array(v, order="C") for k, v in tensors.items()})
-        kind = "numpy"
-    else:
-        data = torch_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-        kind = "torch"
+        arrays = {k: np.array(v, order="C") for k, v in tensors.items()}
+        return np_save(arrays, metadata=metadata), "numpy"
+    parts = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return torch_save(parts, metadata=metadata), "torch"
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """A safetensors file is an 8-byte little-endian header length, a JSON header, the tensors."""
+    if len(data) < 8:
+        raise ValueError("shorter than a safetensors header")
+    (size,) = struct.unpack("<Q", data[:8])
+    if 8 + size > len(data):
+        raise ValueError("header runs past the end of the file")
+    return json.loads(data[8 : 8 + size]), data[8 + size :]
+
+
+def save_tensors(stem: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write ``stem.safetensors`` (tensors + metadata + checksum, atomically), then a readable
+    ``stem.json`` copy of the metadata."""
+    weights, info = _paths(stem)
+    plain, kind = _serialise(tensors)
+    full = {
+        **meta,
+        "format": kind,
+        "sha256": sha256_bytes(_split(plain)[1]),
+        "versions": package_versions(),
+    }
+    data, _ = _serialise(tensors, {"wmkit": json.dumps(full, sort_keys=True)})
     atomic_write_bytes(weights, data)
-    atomic_write_json(
-        info, {**meta, "format": kind, "sha256": sha256_bytes(data), "versions": package_versions()}
-    )
+    atomic_write_json(info, full)
 
 
 def exists(stem: Path) -> bool:
-    weights, info = _paths(stem)
-    return weights.exists() and info.exists()
+    return _paths(stem)[0].exists()
+
+
+def _read_meta(weights: Path, info: Path, data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The metadata and the bytes its checksum covers; files written before the metadata moved
+    into the header fall back to the ``.json`` and a checksum of the whole file."""
+    try:
+        header, body = _split(data)
+    except ValueError as exc:
+        raise WmkitError(f"{weights}: unreadable checkpoint ({exc})") from None
+    embedded = header.get("__metadata__", {}).get("wmkit")
+    if embedded is not None:
+        try:
+            return json.loads(embedded), body
+        except ValueError as exc:
+            raise WmkitError(f"{weights}: damaged checkpoint metadata ({exc})") from None
+    if not info.exists():
+        raise WmkitError(f"{info}: checkpoint file not found")
+    try:
+        return json.loads(info.read_text()), data
+    except ValueError as exc:
+        raise WmkitError(f"{info}: damaged checkpoint metadata ({exc})") from None
 
 
 def load_tensors(stem: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint, verifying its checksum; errors name the file and what to do."""
     weights, info = _paths(stem)
-    for path in (info, weights):
-        if not path.exists():
-            raise WmkitError(f"{path}: checkpoint file not found")
-    try:
-        meta = json.loads(info.read_text())
-    except ValueError as exc:
-        raise WmkitError(f"{info}: damaged checkpoint metadata ({exc})") from None
+    if not weights.exists():
+        raise WmkitError(f"{weights}: checkpoint file not found")
     data = weights.read_bytes()
-    if sha256_bytes(data) != meta.get("sha256"):
+    meta, covered = _read_meta(weights, info, data)
+    if sha256_bytes(covered) != meta.get("sha256"):
         raise WmkitError(
             f"{weights}: checkpoint is corrupted (checksum mismatch); delete it and rerun "
             f"'wmkit run' to retrain that stage"

@@ -45,8 +45,8 @@ def find_damage(run: RunDir) -> list[Damage]:
             continue
         for info in store.verify():
             found.append(Damage(str(folder / info.file), "missing or checksum mismatch", stage))
-    for meta in sorted(run.checkpoints.glob("*.json")):
-        stem = meta.with_suffix("")
+    for weights in sorted(run.checkpoints.glob("*.safetensors")):
+        stem = weights.with_suffix("")
         try:
             checkpoint.load_tensors(stem)
         except WmkitError as exc:

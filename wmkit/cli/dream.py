@@ -50,6 +50,7 @@ def dream(
     """Roll the world model forward in imagination and decode every latent to a frame."""
     import torch
 
+    from wmkit.checkpoint import exists as checkpoint_exists
     from wmkit.components import build_trained, resolve_device
     from wmkit.envs import env_spec, make_env
     from wmkit.imagine import compose, imagine
@@ -59,7 +60,7 @@ def dream(
     run = RunDir(root)
     if not run.recipe_path.exists():
         raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
-    if not (run.checkpoints / "memory.json").exists():
+    if not checkpoint_exists(run.checkpoints / "memory"):
         raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
     if out is not None and out.suffix not in (".gif", ".mp4"):
         raise WmkitError(f"--out: {out}: the video must end in .gif or .mp4")
@@ -77,7 +78,7 @@ def dream(
         controller=policy is DreamPolicy.controller,
     )
     if policy is DreamPolicy.controller:
-        if not (run.checkpoints / "controller.json").exists():
+        if not checkpoint_exists(run.checkpoints / "controller"):
             raise WmkitError(f"{root}: no trained controller yet; use --policy random")
         if isinstance(controller, torch.nn.Module):
             controller.to(dev)

@@ -41,6 +41,7 @@ def eval_(
     ),
 ) -> None:
     """Evaluate a run in the real environment: mean, std, min, max and every return."""
+    from wmkit.checkpoint import exists as checkpoint_exists
     from wmkit.pipeline import make_context
     from wmkit.stages.evaluate import evaluate
 
@@ -50,7 +51,7 @@ def eval_(
         raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
     overrides = [] if workers is None else [f"workers={workers}"]
     recipe = load_recipe(run.recipe_path, overrides)
-    if policy is PolicyChoice.controller and not (run.checkpoints / "controller.json").exists():
+    if policy is PolicyChoice.controller and not checkpoint_exists(run.checkpoints / "controller"):
         raise WmkitError(f"{root}: no trained controller yet; finish 'wmkit run' first")
     ctx = make_context(recipe, get_registry(tuple(recipe.plugins)), run)
     with ctx.progress:
