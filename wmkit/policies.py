@@ -1,4 +1,5 @@
-"""The random policies that collect V's and M's training data."""
+"""Policies without a world model: the random ones that collect V's and M's data, and the
+fixed baselines that ``wmkit gap`` plays in the dream and in reality."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from wmkit.agent import Agent
+from wmkit.errors import WmkitError
 
 
 class Policy(Protocol):
@@ -46,6 +48,43 @@ class BrownianPolicy:
         step = np.sqrt(self.dt) * self.rng.standard_normal(self.action.shape)
         self.action = np.clip(self.action + step, self.low, self.high)
         return self.action.astype(np.float32)
+
+
+class ConstantPolicy:
+    """The same action every step: the simplest behaviour a dream must rank as the game does."""
+
+    def __init__(self, action: np.ndarray):
+        self.action = np.asarray(action, dtype=np.float32)
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        return self.action.copy()
+
+
+def parse_constant(name: str, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``constant:a,b,...`` to an action, checked against the action space's size and bounds."""
+    try:
+        action = np.array([float(v) for v in name.split(":", 1)[1].split(",")], dtype=np.float32)
+    except ValueError:
+        raise WmkitError(f"{name}: constant actions are numbers, e.g. constant:-1") from None
+    if action.shape != low.shape:
+        raise WmkitError(f"{name}: the action space has {low.shape[0]} dimensions")
+    if np.any(action < low) or np.any(action > high):
+        raise WmkitError(f"{name}: outside the action space [{low.tolist()}, {high.tolist()}]")
+    return action
+
+
+def fixed_policy(name: str, low: np.ndarray, high: np.ndarray, seed: int, dt: float) -> Policy:
+    """A policy by name: ``uniform``, ``brownian`` or ``constant:a,b,...``."""
+    if name == "uniform":
+        return UniformPolicy(low, high, seed)
+    if name == "brownian":
+        return BrownianPolicy(low, high, seed, dt)
+    if name.startswith("constant:"):
+        return ConstantPolicy(parse_constant(name, low, high))
+    raise WmkitError(f"{name}: unknown policy (uniform, brownian, constant:a,b,... or controller)")
 
 
 class AgentPolicy:

@@ -6,6 +6,7 @@ import typer
 
 from wmkit.cli import dream as dream_cmd
 from wmkit.cli import eval as eval_cmd
+from wmkit.cli import gap as gap_cmd
 from wmkit.cli import new_plugin as new_plugin_cmd
 from wmkit.cli import plugins as plugins_cmd
 from wmkit.cli import run as run_cmd
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.command("run")(run_cmd.run)
 app.command("eval")(eval_cmd.eval_)
 app.command("dream")(dream_cmd.dream)
+app.command("gap")(gap_cmd.gap)
 app.command("validate")(validate_cmd.validate)
 app.command("plugins")(plugins_cmd.plugins)
 app.command("verify")(verify_cmd.verify)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from wmkit.dream import dream_rollout
-from wmkit.policies import AgentPolicy
+from wmkit.policies import AgentPolicy, fixed_policy
 from wmkit.protocols import Controller, Memory
 from wmkit.rollout import run_episode
 from wmkit.seeding import derive_seed
@@ -39,10 +39,18 @@ class EvalResult:
 
 
 def eval_episode(task: tuple[str, int, int | None, bool]) -> tuple[float, int, list | None]:
-    """Worker task: one real episode of the trained agent (or the random policy)."""
+    """Worker task: one real episode of the trained agent, the collection policy ("random") or
+    a fixed policy by name (see ``fixed_policy``)."""
     policy_kind, seed, max_steps, record = task
     ctx = context()
-    policy = AgentPolicy(ctx.agent()) if policy_kind == "controller" else random_policy(ctx, seed)
+    if policy_kind == "controller":
+        policy = AgentPolicy(ctx.agent())
+    elif policy_kind == "random":
+        policy = random_policy(ctx, seed)
+    else:
+        spec = ctx.spec()
+        dt = ctx.recipe.collect.brownian_dt
+        policy = fixed_policy(policy_kind, spec.action_low, spec.action_high, seed, dt)
     ep = run_episode(ctx.env(), policy, seed, max_steps, record=False, record_raw=record)
     return ep.total_return, ep.steps, ep.raw_frames
 

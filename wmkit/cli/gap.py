@@ -1,0 +1,85 @@
+"""``wmkit gap``: the same policies in M's dream and in the real environment, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wmkit.cli.errors import handle_errors
+from wmkit.errors import WmkitError
+from wmkit.fileio import atomic_write_json
+from wmkit.plugins import get_registry
+from wmkit.progress import console
+from wmkit.recipe import load_recipe
+from wmkit.rundir import RunDir, latest_run
+
+
+@handle_errors
+def gap(
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Run directory [default: the most recent under runs/]."
+    ),
+    policies: list[str] | None = typer.Option(
+        None,
+        "--policy",
+        help="uniform, brownian, constant:a,b,... or controller; repeat for several "
+        "[default: both random policies, a 1-D action space's ends and middle, and the "
+        "controller once trained].",
+    ),
+    episodes: int = typer.Option(16, "--episodes", min=2, help="Episodes per policy and place."),
+    temperature: float | None = typer.Option(
+        None, "--temperature", min=0.001, help="tau [default: the recipe's dream.temperature]."
+    ),
+    workers: int | None = typer.Option(None, "--workers", min=0, help="Worker processes."),
+) -> None:
+    """Does the dream rank behaviours as reality does? Run this before training C in a dream."""
+    from wmkit.checkpoint import exists as checkpoint_exists
+    from wmkit.components import build_trained
+    from wmkit.gap import default_policies, measure_gap, pairs_in_order, to_dict
+    from wmkit.pipeline import make_context
+    from wmkit.policies import fixed_policy
+
+    root = checkpoint or latest_run()
+    run = RunDir(root)
+    if not run.recipe_path.exists():
+        raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
+    if not checkpoint_exists(run.checkpoints / "memory"):
+        raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
+    recipe = load_recipe(run.recipe_path, [] if workers is None else [f"workers={workers}"])
+    registry = get_registry(tuple(recipe.plugins))
+    ctx = make_context(recipe, registry, run)
+    spec = ctx.spec
+    trained = checkpoint_exists(run.checkpoints / "controller")
+    names = list(policies or default_policies(spec.action_low, spec.action_high))
+    if not policies and trained:
+        names.append("controller")
+    for name in names:
+        if name == "controller":
+            if not trained:
+                raise WmkitError(f"--policy controller: {root} has no trained controller yet")
+        else:
+            try:
+                fixed_policy(name, spec.action_low, spec.action_high, 0, 1.0)
+            except WmkitError as exc:
+                raise WmkitError(f"--policy {exc}") from None
+    tau = recipe.dream.temperature if temperature is None else temperature
+    _, memory, controller = build_trained(
+        recipe, registry, spec, run.checkpoints, device=str(ctx.device), controller=trained
+    )
+    if hasattr(controller, "to"):
+        controller.to(ctx.device)
+    with ctx.progress:
+        rows = measure_gap(ctx, memory, controller, names, episodes, tau)
+    out = run.root / "evals" / f"gap_tau{tau:g}_n{episodes}.json"
+    atomic_write_json(out, to_dict(rows, tau, episodes))
+    console.print(f"dream at tau {tau:g} vs real, {episodes} episodes each:")
+    width = max(len(r.policy) for r in rows)
+    for r in rows:
+        typer.echo(
+            f"{r.policy:<{width}}  dream {r.dream_mean:8.1f} ± {r.dream_std:6.1f}"
+            f" ({r.dream_steps:6.0f} steps)   real {r.real_mean:8.1f} ± {r.real_std:6.1f}"
+            f" ({r.real_steps:6.0f} steps)"
+        )
+    agree, total = pairs_in_order(rows)
+    typer.echo(f"pairs the dream orders as reality does: {agree} of {total}; saved {out}")

@@ -1,0 +1,134 @@
+"""The dream-reality gap: does M's dream rank simple behaviours as the real game does?
+
+A controller trained in the dream can only be as good as the dream's ranking of behaviours:
+if standing still survives longest in the dream but not in the game, CMA-ES will find that,
+and it will fail in the game. Playing the same fixed policies (the collection policy, a few
+constant actions, the trained controller) in both places shows this before CMA-ES time is
+spent, and shows afterwards which way a trained controller was misled.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from itertools import combinations
+
+import numpy as np
+import torch
+
+from wmkit.dream import dream_rollout
+from wmkit.policies import Policy, fixed_policy
+from wmkit.protocols import Controller, Memory
+from wmkit.seeding import derive_seed
+from wmkit.stages.base import StageContext
+from wmkit.stages.evaluate import evaluate
+from wmkit.stages.fit_controller import sample_starts, start_latents
+
+
+@dataclass
+class GapRow:
+    """One policy's return (mean, std) and episode length in the dream and in reality."""
+
+    policy: str
+    dream_mean: float
+    dream_std: float
+    dream_steps: float
+    real_mean: float
+    real_std: float
+    real_steps: float
+
+
+class PolicyController:
+    """Plays one plain policy per dreamed episode, ignoring the features (a batched stand-in
+    for a Controller, so fixed policies can be dreamed with ``dream_rollout``)."""
+
+    def __init__(self, policies: list[Policy]):
+        self.policies = policies
+        for p in policies:
+            p.reset()
+
+    def act(self, features: torch.Tensor) -> torch.Tensor:
+        actions = np.stack([p.act(None) for p in self.policies])
+        return torch.as_tensor(actions, dtype=features.dtype, device=features.device)
+
+
+def default_policies(action_low: np.ndarray, action_high: np.ndarray) -> list[str]:
+    """Both random policies, and for a one-dimensional action space its two ends and middle
+    (Doom Take Cover: always left, always right, stand still)."""
+    names = ["uniform", "brownian"]
+    if action_low.shape == (1,):
+        lo, hi = float(action_low[0]), float(action_high[0])
+        names += [f"constant:{v:g}" for v in (lo, (lo + hi) / 2, hi)]
+    return names
+
+
+@torch.no_grad()
+def dream_returns(
+    ctx: StageContext,
+    memory: Memory,
+    controller: Controller | None,
+    name: str,
+    episodes: int,
+    temperature: float,
+):
+    """One policy's dreamed episodes from real starts (the same starts for every policy)."""
+    cfg = ctx.recipe.dream
+    gen = torch.Generator(device=ctx.device)
+    gen.manual_seed(derive_seed(ctx.recipe.seed, "gap"))
+    z0 = sample_starts(start_latents(ctx, ctx.device), episodes, gen)
+    if name != "controller":
+        spec, dt = ctx.spec, ctx.recipe.collect.brownian_dt
+        seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
+        controller = PolicyController(
+            [fixed_policy(name, spec.action_low, spec.action_high, s, dt) for s in seeds]
+        )
+    return dream_rollout(
+        memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen
+    )
+
+
+def measure_gap(
+    ctx: StageContext,
+    memory: Memory,
+    controller: Controller | None,
+    policies: list[str],
+    episodes: int,
+    temperature: float,
+) -> list[GapRow]:
+    """Every policy in the dream (at ``temperature``) and in the real environment, the real
+    episodes on the same seeds for every policy."""
+    rows = []
+    for name in policies:
+        dream = dream_returns(ctx, memory, controller, name, episodes, temperature)
+        returns = dream.returns.cpu().numpy()
+        real = evaluate(ctx, name, episodes)
+        rows.append(
+            GapRow(
+                name,
+                float(returns.mean()),
+                float(returns.std()),
+                float(dream.steps.float().mean()),
+                real.mean,
+                real.std,
+                statistics.fmean(real.steps),
+            )
+        )
+    return rows
+
+
+def pairs_in_order(rows: list[GapRow]) -> tuple[int, int]:
+    """How many pairs of policies the dream orders as reality does, out of how many."""
+    pairs = list(combinations(rows, 2))
+    agree = sum((a.dream_mean - b.dream_mean) * (a.real_mean - b.real_mean) > 0 for a, b in pairs)
+    return agree, len(pairs)
+
+
+def to_dict(rows: list[GapRow], temperature: float, episodes: int) -> dict:
+    agree, total = pairs_in_order(rows)
+    return {
+        "temperature": temperature,
+        "episodes": episodes,
+        "pairs_in_order": agree,
+        "pairs": total,
+        "policies": [asdict(r) for r in rows],
+    }
