@@ -37,8 +37,8 @@ def test_pairs_in_order_counts_agreeing_pairs():
 
     rows = [row("a", 1, 10), row("b", 2, 20), row("c", 3, 5)]
     assert pairs_in_order(rows) == (1, 3)  # a<b agrees; a<c and b<c are reversed in reality
-    assert default_policies(LOW, HIGH) == ["uniform", "brownian"]
-    assert default_policies(-np.ones(1), np.ones(1))[2:] == [
+    assert default_policies(LOW, HIGH) == ["uniform", "brownian", "held"]
+    assert default_policies(-np.ones(1), np.ones(1))[3:] == [
         "constant:-1",
         "constant:0",
         "constant:1",
@@ -80,3 +80,13 @@ def test_gap_names_a_bad_policy_and_writes_nothing(fast_recipe, tmp_path):
         assert result.exit_code == 2 and says in result.output, result.output
         assert "Traceback" not in result.output
     assert not list((out / "evals").glob("gap_*"))
+
+
+def test_the_held_policy_keeps_each_uniform_action_for_one_to_hold_max_steps():
+    policy = fixed_policy("held", LOW, HIGH, seed=0, hold_max=4)
+    policy.reset()
+    actions = np.array([policy.act(None) for _ in range(400)])
+    assert (actions >= LOW).all() and (actions <= HIGH).all()
+    changes = np.flatnonzero(np.any(actions[1:] != actions[:-1], axis=1)) + 1
+    holds = np.diff(np.concatenate([[0], changes]))
+    assert set(holds.tolist()) == {1, 2, 3, 4}  # every hold length occurs, none longer

@@ -64,9 +64,11 @@ def test_frame_batches_hold_a_bounded_number_of_shards(tmp_path, monkeypatch):
     assert seen == set(range(10)) and sorted(loaded) == list(range(10))
 
 
-def test_sequence_chunks_cut_whole_sequences_and_keep_every_episode_end(tmp_path):
+def test_sequence_chunks_keep_every_step_once_and_start_short_episodes_at_their_start(
+    tmp_path,
+):
     store = RolloutStore(tmp_path)
-    lengths = [20, 4]  # the second is shorter than a sequence
+    lengths = [20, 4, 6]  # the second is shorter than a sequence, the third exactly one
     for i, n in enumerate(lengths):
         store.add(
             store.write_episode(
@@ -84,7 +86,7 @@ def test_sequence_chunks_cut_whole_sequences_and_keep_every_episode_end(tmp_path
     for seed in range(8):
         chunks = list(sequence_chunks(store, 6, np.random.default_rng(seed)))
         assert len(chunks) >= 4
-        ends = 0
+        ends, seen = 0, []
         for c in chunks:
             assert c["z"].shape == (6, 3) and c["mask"].shape == (6,)
             real = int(c["mask"].sum())
@@ -92,9 +94,14 @@ def test_sequence_chunks_cut_whole_sequences_and_keep_every_episode_end(tmp_path
             steps = np.diff(c["z"][:real, 0])
             np.testing.assert_allclose(steps, 1.0, atol=1e-3)  # consecutive steps of one episode
             assert (c["reward"][real:] == 0).all() and not c["done"][real:].any()
+            seen += c["z"][:real, 0].round().astype(int).tolist()
+            if c["z"][0, 0].round() in (100, 200):  # short episodes: one chunk from step 0
+                assert real == lengths[int(c["z"][0, 0].round()) // 100]
             if c["done"].any():
                 ends += 1
                 end_positions.add(int(np.flatnonzero(c["done"])[0]))
                 assert np.flatnonzero(c["done"])[0] == real - 1  # done is the last real step
         assert ends == len(lengths)  # every episode's end is in exactly one chunk
+        everything = [i * 100 + t for i, n in enumerate(lengths) for t in range(n)]
+        assert sorted(seen) == everything  # every step once, the first ones included
     assert len(end_positions) >= 3  # and it is not always at the same position

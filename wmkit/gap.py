@@ -53,9 +53,9 @@ class PolicyController:
 
 
 def default_policies(action_low: np.ndarray, action_high: np.ndarray) -> list[str]:
-    """Both random policies, and for a one-dimensional action space its two ends and middle
+    """The random policies, and for a one-dimensional action space its two ends and middle
     (Doom Take Cover: always left, always right, stand still)."""
-    names = ["uniform", "brownian"]
+    names = ["uniform", "brownian", "held"]
     if action_low.shape == (1,):
         lo, hi = float(action_low[0]), float(action_high[0])
         names += [f"constant:{v:g}" for v in (lo, (lo + hi) / 2, hi)]
@@ -77,10 +77,20 @@ def dream_returns(
     gen.manual_seed(derive_seed(ctx.recipe.seed, "gap"))
     z0 = sample_starts(start_latents(ctx, ctx.device), episodes, gen)
     if name != "controller":
-        spec, dt = ctx.spec, ctx.recipe.collect.brownian_dt
+        spec, collect = ctx.spec, ctx.recipe.collect
         seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
         controller = PolicyController(
-            [fixed_policy(name, spec.action_low, spec.action_high, s, dt) for s in seeds]
+            [
+                fixed_policy(
+                    name,
+                    spec.action_low,
+                    spec.action_high,
+                    s,
+                    collect.brownian_dt,
+                    collect.hold_max,
+                )
+                for s in seeds
+            ]
         )
     return dream_rollout(
         memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen

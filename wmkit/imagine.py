@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from wmkit.agent import Agent, frames_to_tensor
 from wmkit.envs import FrameWrapper
-from wmkit.policies import BrownianPolicy, UniformPolicy
+from wmkit.policies import fixed_policy
 from wmkit.protocols import Controller, Memory, Vision
 
 
@@ -49,18 +49,15 @@ def imagine(
     done_threshold: float = 0.5,
     device: str = "cpu",
     brownian_dt: float = 1 / 50,
+    hold_max: int = 10,
 ) -> Imagination:
     """Dream ``steps`` steps from the first frame of the episode with ``seed``.
-    ``controller`` None means random actions (``random_policy``: uniform or brownian)."""
+    ``controller`` None means random actions (``random_policy``: a ``fixed_policy`` name)."""
     out = Imagination()
     gen = torch.Generator(device=device).manual_seed(seed)
     frame, _ = env.reset(seed=seed)
     low, high = env.action_space.low, env.action_space.high
-    random = (
-        BrownianPolicy(low, high, seed, brownian_dt)
-        if random_policy == "brownian"
-        else UniformPolicy(low, high, seed)
-    )
+    random = fixed_policy(random_policy, low, high, seed, brownian_dt, hold_max)
     agent = Agent(vision, memory, controller, device) if controller is not None else None
     z_dream = vision.encode(frames_to_tensor(frame[None], device))[0]
     dream_state = memory.initial_state(1)

@@ -76,15 +76,20 @@ class CollectConfig(Options):
     max_steps: int | None = Field(
         None, ge=1, description="Step cap per rollout; null uses the environment's limit."
     )
-    policy: Literal["uniform", "brownian", "controller"] = Field(
+    policy: Literal["uniform", "brownian", "held", "controller"] = Field(
         "controller",
         description=(
             "uniform: independent random actions; brownian: actions that drift as "
-            "Brownian motion; controller: a freshly initialised V, M and C (paper code)."
+            "Brownian motion; held: a uniform action kept for 1 to hold_max steps (the "
+            "paper's Doom code); controller: a freshly initialised V, M and C (paper's "
+            "CarRacing code)."
         ),
     )
     brownian_dt: float = Field(
         1 / 50, gt=0, description="Time step of the Brownian policy (noise scale sqrt(dt))."
+    )
+    hold_max: int = Field(
+        10, ge=1, description="Longest hold of the held policy, in steps (the paper's 10)."
     )
     frame_skip_start: int = Field(
         0, ge=0, description="Leading frames of each rollout not stored (e.g. a zoom-in)."

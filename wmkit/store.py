@@ -139,20 +139,22 @@ def frame_batches(
 def sequence_chunks(
     store: RolloutStore, seq_len: int, rng: np.random.Generator, shards_in_memory: int = 256
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Non-overlapping chunks of ``seq_len`` steps from latent episodes, with a ``mask``.
+    """Non-overlapping chunks of ``seq_len`` steps from latent episodes, with a ``mask``;
+    together they hold every step of every episode exactly once.
 
-    Each episode is followed by a random 0 to ``seq_len - 1`` steps of padding (mask 0) and
-    cut into chunks from the end backwards, so its last step, the one where ``done`` is 1,
-    is always in a chunk and lands at any position in it: M learns when episodes end, and
-    not that they end at the last step of a sequence. Episodes shorter than ``seq_len`` give
-    one padded chunk. Latents are sampled from the stored mean and log-variance each time (as
-    in the paper), so every epoch sees slightly different z.
+    An episode of at most ``seq_len`` steps is one chunk from its first step, padded after its
+    end (mask 0): M learns it whole from its initial state, as a dream starts. A longer episode
+    is followed by a random 0 to ``seq_len - 1`` steps of padding and cut from the end
+    backwards, so its last step, the one where ``done`` is 1, lands at any position in a chunk
+    (M learns when episodes end, not that they end at the last step of a sequence); the steps
+    left over at its start make one more chunk, padded. Latents are sampled from the stored
+    mean and log-variance each time (as in the paper), so every epoch sees slightly different z.
     """
     for group in store.iter_groups(rng, shards_in_memory):
         chunks = []
         for ep in group:
             n = len(ep["mu"])
-            length = max(n + int(rng.integers(0, seq_len)), seq_len)
+            length = seq_len if n <= seq_len else n + int(rng.integers(0, seq_len))
             z = ep["mu"] + np.exp(ep["logvar"] / 2) * rng.standard_normal(ep["mu"].shape)
             padded = {
                 "z": _pad(z.astype(np.float32), length),
@@ -161,8 +163,11 @@ def sequence_chunks(
                 "done": _pad(ep["done"], length),
                 "mask": _pad(np.ones(n, np.float32), length),
             }
-            for start in range(length - seq_len, -1, -seq_len):
+            starts = range(length - seq_len, -1, -seq_len)
+            for start in starts:
                 chunks.append({k: v[start : start + seq_len] for k, v in padded.items()})
+            if starts[-1] > 0:  # the episode's first steps, before the earliest cut
+                chunks.append({k: _pad(v[: starts[-1]], seq_len) for k, v in padded.items()})
         for i in rng.permutation(len(chunks)):
             yield chunks[i]
 

@@ -82,7 +82,8 @@ def dream(
             raise WmkitError(f"{root}: no trained controller yet; use --policy random")
         if isinstance(controller, torch.nn.Module):
             controller.to(dev)
-    random_kind = "brownian" if recipe.collect.policy == "brownian" else "uniform"
+    collect = recipe.collect
+    random_kind = "uniform" if collect.policy == "controller" else collect.policy
     with console.status("dreaming"):
         result = imagine(
             env,
@@ -96,6 +97,8 @@ def dream(
             random_kind,
             recipe.dream.done_threshold,
             dev,
+            collect.brownian_dt,
+            collect.hold_max,
         )
     env.close()
     frames = compose(result)

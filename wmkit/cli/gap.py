@@ -23,8 +23,8 @@ def gap(
     policies: list[str] | None = typer.Option(
         None,
         "--policy",
-        help="uniform, brownian, constant:a,b,... or controller; repeat for several "
-        "[default: both random policies, a 1-D action space's ends and middle, and the "
+        help="uniform, brownian, held, constant:a,b,... or controller; repeat for several "
+        "[default: the three random policies, a 1-D action space's ends and middle, and the "
         "controller once trained].",
     ),
     episodes: int = typer.Option(16, "--episodes", min=2, help="Episodes per policy and place."),
@@ -60,7 +60,7 @@ def gap(
                 raise WmkitError(f"--policy controller: {root} has no trained controller yet")
         else:
             try:
-                fixed_policy(name, spec.action_low, spec.action_high, 0, 1.0)
+                fixed_policy(name, spec.action_low, spec.action_high, 0)
             except WmkitError as exc:
                 raise WmkitError(f"--policy {exc}") from None
     tau = recipe.dream.temperature if temperature is None else temperature

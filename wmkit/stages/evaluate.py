@@ -48,9 +48,9 @@ def eval_episode(task: tuple[str, int, int | None, bool]) -> tuple[float, int, l
     elif policy_kind == "random":
         policy = random_policy(ctx, seed)
     else:
-        spec = ctx.spec()
-        dt = ctx.recipe.collect.brownian_dt
-        policy = fixed_policy(policy_kind, spec.action_low, spec.action_high, seed, dt)
+        spec, cfg = ctx.spec(), ctx.recipe.collect
+        low, high = spec.action_low, spec.action_high
+        policy = fixed_policy(policy_kind, low, high, seed, cfg.brownian_dt, cfg.hold_max)
     ep = run_episode(ctx.env(), policy, seed, max_steps, record=False, record_raw=record)
     return ep.total_return, ep.steps, ep.raw_frames
 

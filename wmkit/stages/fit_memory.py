@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -16,8 +17,12 @@ from wmkit.store import RolloutStore, sequence_chunks
 
 
 def collate(chunks: list[dict[str, np.ndarray]], device: torch.device) -> SequenceBatch:
+    """Stack chunks into a batch, cut after its longest row's last real step: a Memory reads
+    time forwards and masks padding out of every loss, so the steps cut change nothing."""
+    steps = max(int(np.flatnonzero(c["mask"])[-1]) + 1 for c in chunks)
+
     def stack(key: str) -> torch.Tensor:
-        return torch.from_numpy(np.stack([c[key] for c in chunks])).to(device)
+        return torch.from_numpy(np.stack([c[key][:steps] for c in chunks])).to(device)
 
     return SequenceBatch(
         stack("z"),
@@ -26,6 +31,32 @@ def collate(chunks: list[dict[str, np.ndarray]], device: torch.device) -> Sequen
         stack("done").float(),
         stack("mask").float(),
     )
+
+
+def similar_lengths(
+    chunks: Iterable[dict[str, np.ndarray]],
+    batch_size: int,
+    rng: np.random.Generator,
+    pool_batches: int = 16,
+) -> Iterator[list[dict[str, np.ndarray]]]:
+    """Batches of chunks of similar real length, in random order. Short episodes padded to a
+    long ``seq_len`` (Doom: 500 steps for episodes of ~300) then cost little more than their
+    own steps once ``collate`` cuts the padding every row has."""
+    pool: list[dict[str, np.ndarray]] = []
+
+    def drain() -> Iterator[list[dict[str, np.ndarray]]]:
+        pool.sort(key=lambda c: int(c["mask"].sum()))
+        groups = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+        for i in rng.permutation(len(groups)):
+            yield groups[i]
+        pool.clear()
+
+    for chunk in chunks:
+        pool.append(chunk)
+        if len(pool) == batch_size * pool_batches:
+            yield from drain()
+    if pool:
+        yield from drain()
 
 
 def fit_memory(ctx: StageContext) -> dict:
@@ -37,18 +68,13 @@ def fit_memory(ctx: StageContext) -> dict:
 
     def batches(epoch: int):
         rng = np.random.default_rng(derive_seed(ctx.recipe.seed, "memory-data", epoch))
-        buffer: list[dict[str, np.ndarray]] = []
-        for chunk in sequence_chunks(latents, options.seq_len, rng):
-            buffer.append(chunk)
-            if len(buffer) == options.batch_size:
-                yield collate(buffer, ctx.device)
-                buffer = []
-        if buffer:
-            yield collate(buffer, ctx.device)
+        chunks = sequence_chunks(latents, options.seq_len, rng)
+        for group in similar_lengths(chunks, options.batch_size, rng):
+            yield collate(group, ctx.device)
 
     # About how many chunks an epoch has (the padding is random), for the progress bar.
     chunks = sum(
-        max(round((info.steps + options.seq_len / 2) / options.seq_len), 1)
+        1 if info.steps <= options.seq_len else math.ceil(info.steps / options.seq_len + 0.5)
         for info in latents.infos()
     )
     rows = train_epochs(ctx, "memory", memory, batches, math.ceil(chunks / options.batch_size))
