@@ -58,6 +58,24 @@ def test_a_crashed_or_hung_worker_is_replaced_and_its_task_retried(tmp_path):
     assert ("crashed", 1) in kinds and ("hung", 1) in kinds
 
 
+def slow_start(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+def test_a_slow_worker_start_is_not_taken_for_a_hung_task():
+    # Starting takes twice the task timeout (as loading V, M and Doom can on a busy machine);
+    # the tasks themselves are instant. Timing the start as part of a task would call every
+    # task hung and restart the pool until the task gives up.
+    ex = ProcessExecutor(2, slow_start, (2.0,), task_timeout=1.0, retries=0)
+    try:
+        assert dict(ex.map(abs, [-1, -2, -3])) == {0: 1, 1: 2, 2: 3}
+    finally:
+        ex.close()
+    assert ex.events == []
+
+
 def always_crash(task: int) -> int:
     import os
 

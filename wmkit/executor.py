@@ -7,8 +7,11 @@ machine, workers that keep torch's default thread count fight over the cores and
 
 Local workers are fault tolerant: a worker that dies (segfault, OOM kill, ``os._exit``) or
 runs one task past ``task_timeout`` is replaced, and its task is retried up to ``retries``
-times. A hung task is known exactly; a dead worker breaks the whole pool without saying
-which task it ran, so every task then in flight is counted one attempt. Tasks must therefore be
+times. A task's time counts from when a worker starts running it, not from when it was
+submitted: a fresh worker's start (spawning, importing torch, loading V and M, starting Doom)
+can take longer than a task on a busy machine, and is allowed ``startup_timeout``.
+A hung task is known exactly; a dead worker breaks the whole pool without saying which task
+it ran, so every task then in flight is counted one attempt. Tasks must therefore be
 repeatable, which every wmkit task is (they are seeded and write their output atomically).
 """
 
@@ -53,10 +56,23 @@ def _single_thread() -> None:
     torch.set_num_interop_threads(1)
 
 
-def _init_worker(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+_started: Any = None  # in a worker: the queue on which it says when it starts each task
+
+
+def _init_worker(
+    initializer: Callable[..., None] | None, initargs: tuple[Any, ...], started: Any
+) -> None:
+    global _started
+    _started = started
     _single_thread()
     if initializer is not None:
         initializer(*initargs)
+
+
+def _run(fn: Callable[[T], R], index: int, task: T) -> R:
+    """Say when task ``index`` starts (CLOCK_MONOTONIC is system-wide), then run it."""
+    _started.put((index, time.monotonic()))
+    return fn(task)
 
 
 class InlineExecutor:
@@ -98,20 +114,24 @@ class ProcessExecutor:
         initargs: tuple = (),
         task_timeout: float | None = None,
         retries: int = 2,
+        startup_timeout: float = 300.0,
     ):
         self.workers = workers
         self.task_timeout = task_timeout
+        self.startup_timeout = startup_timeout
         self.retries = retries
         self.events: list[tuple[str, int, int]] = []
         self._initializer, self._initargs = initializer, initargs
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        context = mp.get_context("spawn")
+        self._started = context.SimpleQueue()  # a new pool, a new queue: no stale starts
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=mp.get_context("spawn"),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(self._initializer, self._initargs),
+            initargs=(self._initializer, self._initargs, self._started),
         )
 
     def _restart(self) -> None:
@@ -126,10 +146,18 @@ class ProcessExecutor:
         # task list costs no memory.
         queue = list(range(len(tasks)))[::-1]
         attempts = [0] * len(tasks)
-        pending: dict[Future, tuple[int, float]] = {}
+        # Per task in flight: its index, when it was submitted, when it started (or None).
+        pending: dict[Future, list] = {}
 
         def submit(i: int) -> None:
-            pending[self._pool.submit(fn, tasks[i])] = (i, time.monotonic())
+            pending[self._pool.submit(_run, fn, i, tasks[i])] = [i, time.monotonic(), None]
+
+        def note_starts() -> None:
+            by_index = {entry[0]: entry for entry in pending.values()}
+            while not self._started.empty():
+                i, at = self._started.get()
+                if i in by_index:
+                    by_index[i][2] = at
 
         def fault(kind: str, i: int) -> None:
             attempts[i] += 1
@@ -144,10 +172,11 @@ class ProcessExecutor:
             while queue or pending:
                 while queue and len(pending) < self.workers:
                     submit(queue.pop())
-                done, _ = wait(pending, timeout=self._poll(pending), return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=self._poll(), return_when=FIRST_COMPLETED)
+                note_starts()
                 broken = False
                 for fut in done:
-                    i, _ = pending.pop(fut)
+                    i = pending.pop(fut)[0]
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
@@ -158,25 +187,32 @@ class ProcessExecutor:
                     yield i, result
                 hung = [
                     i
-                    for fut, (i, start) in pending.items()
-                    if self.task_timeout and time.monotonic() - start > self.task_timeout
+                    for i, submitted, started in pending.values()
+                    if self._late(submitted, started)
                 ]
                 for i in hung:
                     fault("hung", i)
                 if broken or hung:
                     # Every task still in flight is lost with the pool: run them again.
-                    queue.extend(i for i, _ in pending.values())
+                    queue.extend(entry[0] for entry in pending.values())
                     pending.clear()
                     self._restart()
         finally:
             for fut in pending:
                 fut.cancel()
 
-    def _poll(self, pending: dict[Future, tuple[int, float]]) -> float | None:
-        if not self.task_timeout or not pending:
-            return None
-        oldest = min(start for _, start in pending.values())
-        return max(0.05, self.task_timeout - (time.monotonic() - oldest))
+    def _late(self, submitted: float, started: float | None) -> bool:
+        """Running past ``task_timeout``, or not started within ``startup_timeout``."""
+        if not self.task_timeout:
+            return False
+        now = time.monotonic()
+        if started is None:
+            return now - submitted > self.startup_timeout
+        return now - started > self.task_timeout
+
+    def _poll(self) -> float | None:
+        """How long to wait for a result before looking for starts and hung tasks again."""
+        return min(0.25, self.task_timeout) if self.task_timeout else None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
