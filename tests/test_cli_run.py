@@ -89,3 +89,22 @@ def test_eval_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path)])
     assert result.exit_code == 2
     assert "not a wmkit run directory" in result.output and "Traceback" not in result.output
+
+
+def test_a_run_made_before_an_option_existed_still_resumes(fast_recipe, tmp_path):
+    import yaml
+
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(fast_recipe), "--out", str(out)]).exit_code == 0
+    stored = yaml.safe_load((out / "recipe.yaml").read_text())
+    del stored["collect"]["hold_max"]  # as written before collect.hold_max was added
+    del stored["optimizer"]["keep"]  # and before cmaes had `keep`
+    (out / "recipe.yaml").write_text(yaml.safe_dump(stored))
+
+    again = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already complete, skipped") == len(STAGES)
+    stored["collect"]["hold_max"] = 3  # a real difference is still refused
+    (out / "recipe.yaml").write_text(yaml.safe_dump(stored))
+    other = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out)])
+    assert other.exit_code == 2 and "holds a different recipe" in other.output

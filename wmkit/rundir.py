@@ -11,7 +11,16 @@ import yaml
 
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json, atomic_write_text
-from wmkit.recipe import Recipe, without_run_settings
+from wmkit.recipe import Recipe, registry_for, resolve_recipe, without_run_settings
+
+
+def _current_identity(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored recipe read through today's models, so that a run made before a component
+    gained an option (with its default) still resumes; as stored if it no longer validates."""
+    try:
+        return resolve_recipe(stored, registry_for(stored)).identity()
+    except WmkitError:
+        return without_run_settings(stored)
 
 
 class RunDir:
@@ -39,7 +48,7 @@ class RunDir:
             except yaml.YAMLError:
                 have = None
             if isinstance(have, dict):
-                have = without_run_settings(have)
+                have = _current_identity(have)
             if have != wanted:
                 raise WmkitError(
                     f"{self.root}: this run directory holds a different recipe; "
