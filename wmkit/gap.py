@@ -70,12 +70,13 @@ def dream_returns(
     name: str,
     episodes: int,
     temperature: float,
+    starts: tuple[torch.Tensor, torch.Tensor],
 ):
-    """One policy's dreamed episodes from real starts (the same starts for every policy)."""
+    """One policy's dreamed episodes from real ``starts`` (the same ones for every policy)."""
     cfg = ctx.recipe.dream
     gen = torch.Generator(device=ctx.device)
     gen.manual_seed(derive_seed(ctx.recipe.seed, "gap"))
-    z0 = sample_starts(start_latents(ctx, ctx.device), episodes, gen)
+    z0 = sample_starts(starts, episodes, gen)
     if name != "controller":
         spec, collect = ctx.spec, ctx.recipe.collect
         seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
@@ -108,8 +109,9 @@ def measure_gap(
     """Every policy in the dream (at ``temperature``) and in the real environment, the real
     episodes on the same seeds for every policy."""
     rows = []
+    starts = start_latents(ctx, ctx.device)
     for name in policies:
-        dream = dream_returns(ctx, memory, controller, name, episodes, temperature)
+        dream = dream_returns(ctx, memory, controller, name, episodes, temperature, starts)
         returns = dream.returns.cpu().numpy()
         real = evaluate(ctx, name, episodes)
         rows.append(
