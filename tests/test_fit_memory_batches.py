@@ -1,5 +1,6 @@
-"""M's batches: chunks of similar length together, each batch cut after its longest row, and
-the cut changes no loss (both reference memories read time forwards and mask padding out)."""
+"""M's batches: in shuffled order, or (batch_by_length) chunks of similar length together; each
+batch is cut after its longest row, and the cut changes no loss (both reference memories read
+time forwards and mask padding out)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from wmkit_gru import GRUGaussian, GRUGaussianOptions
 from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 
 from wmkit.protocols import SequenceBatch
-from wmkit.stages.fit_memory import collate, similar_lengths
+from wmkit.stages.fit_memory import collate, in_order, similar_lengths
 
 
 def chunk(real: int, seq_len: int = 12, tag: int = 0) -> dict[str, np.ndarray]:
@@ -67,3 +68,13 @@ def test_similar_lengths_batches_every_chunk_once_with_its_neighbours_in_length(
     # And the batches come in a random order, not shortest first.
     firsts = [int(b[0]["mask"].sum()) for b in batches]
     assert firsts != sorted(firsts)
+
+
+def test_in_order_batches_keep_the_shuffled_order_of_the_chunks():
+    chunks = [chunk(n, tag=i) for i, n in enumerate([5, 2, 9, 4, 7])]
+    batches = list(in_order(iter(chunks), 2))
+    assert [[id(c) for c in b] for b in batches] == [
+        [id(chunks[0]), id(chunks[1])],
+        [id(chunks[2]), id(chunks[3])],
+        [id(chunks[4])],
+    ]

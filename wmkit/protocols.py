@@ -53,6 +53,14 @@ class MemoryOptions(TrainOptions):
     seq_len: int = Field(
         100, ge=2, description="Length of the latent sequences the memory is trained on."
     )
+    batch_by_length: bool = Field(
+        False,
+        description=(
+            "Batch sequences of similar real length together and cut each batch's shared "
+            "padding: much faster when most episodes are far shorter than seq_len (Doom: "
+            "1.6x fewer LSTM steps), but each batch is then all episode ends or none."
+        ),
+    )
 
 
 class ControllerOptions(Options):

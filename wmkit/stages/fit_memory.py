@@ -39,9 +39,10 @@ def similar_lengths(
     rng: np.random.Generator,
     pool_batches: int = 16,
 ) -> Iterator[list[dict[str, np.ndarray]]]:
-    """Batches of chunks of similar real length, in random order. Short episodes padded to a
-    long ``seq_len`` (Doom: 500 steps for episodes of ~300) then cost little more than their
-    own steps once ``collate`` cuts the padding every row has."""
+    """Batches of chunks of similar real length, in random order (``batch_by_length``). Short
+    episodes padded to a long ``seq_len`` (Doom: 500 steps for episodes of ~300) then cost
+    little more than their own steps once ``collate`` cuts the padding every row has. The
+    price: the chunks holding episode ends are short, so they are batched together."""
     pool: list[dict[str, np.ndarray]] = []
 
     def drain() -> Iterator[list[dict[str, np.ndarray]]]:
@@ -59,6 +60,20 @@ def similar_lengths(
         yield from drain()
 
 
+def in_order(
+    chunks: Iterable[dict[str, np.ndarray]], batch_size: int
+) -> Iterator[list[dict[str, np.ndarray]]]:
+    """Batches of chunks as they come (``sequence_chunks`` shuffles them)."""
+    batch: list[dict[str, np.ndarray]] = []
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def fit_memory(ctx: StageContext) -> dict:
     latents = RolloutStore(ctx.run.latents)
     options = ctx.recipe.memory.options
@@ -69,7 +84,11 @@ def fit_memory(ctx: StageContext) -> dict:
     def batches(epoch: int):
         rng = np.random.default_rng(derive_seed(ctx.recipe.seed, "memory-data", epoch))
         chunks = sequence_chunks(latents, options.seq_len, rng)
-        for group in similar_lengths(chunks, options.batch_size, rng):
+        if options.batch_by_length:
+            groups = similar_lengths(chunks, options.batch_size, rng)
+        else:
+            groups = in_order(chunks, options.batch_size)
+        for group in groups:
             yield collate(group, ctx.device)
 
     # About how many chunks an epoch has (the padding is random), for the progress bar.
