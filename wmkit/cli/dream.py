@@ -8,11 +8,11 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
 from wmkit.plugins import get_registry
 from wmkit.progress import console
 from wmkit.recipe import load_recipe
-from wmkit.rundir import RunDir, latest_run
 
 
 class Device(str, Enum):
@@ -56,12 +56,8 @@ def dream(
     from wmkit.imagine import compose, imagine
     from wmkit.video import write_strip, write_video
 
-    root = checkpoint or latest_run()
-    run = RunDir(root)
-    if not run.recipe_path.exists():
-        raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
-    if not checkpoint_exists(run.checkpoints / "memory"):
-        raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
+    run = open_run(checkpoint, trained=True)
+    root = run.root
     if out is not None and out.suffix not in (".gif", ".mp4"):
         raise WmkitError(f"--out: {out}: the video must end in .gif or .mp4")
     recipe = load_recipe(run.recipe_path)

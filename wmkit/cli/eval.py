@@ -9,12 +9,12 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json
 from wmkit.plugins import get_registry
 from wmkit.progress import console
 from wmkit.recipe import load_recipe
-from wmkit.rundir import RunDir, latest_run
 
 
 class PolicyChoice(str, Enum):
@@ -45,10 +45,8 @@ def eval_(
     from wmkit.pipeline import make_context
     from wmkit.stages.evaluate import evaluate
 
-    root = checkpoint or latest_run()
-    run = RunDir(root)
-    if not run.recipe_path.exists():
-        raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
+    run = open_run(checkpoint)
+    root = run.root
     overrides = [] if workers is None else [f"workers={workers}"]
     recipe = load_recipe(run.recipe_path, overrides)
     if policy is PolicyChoice.controller and not checkpoint_exists(run.checkpoints / "controller"):

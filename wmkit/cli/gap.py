@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json
 from wmkit.plugins import get_registry
 from wmkit.progress import console
 from wmkit.recipe import load_recipe
-from wmkit.rundir import RunDir, latest_run
 
 
 @handle_errors
@@ -40,12 +40,8 @@ def gap(
     from wmkit.pipeline import make_context
     from wmkit.policies import fixed_policy
 
-    root = checkpoint or latest_run()
-    run = RunDir(root)
-    if not run.recipe_path.exists():
-        raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
-    if not checkpoint_exists(run.checkpoints / "memory"):
-        raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
+    run = open_run(checkpoint, trained=True)
+    root = run.root
     recipe = load_recipe(run.recipe_path, [] if workers is None else [f"workers={workers}"])
     registry = get_registry(tuple(recipe.plugins))
     ctx = make_context(recipe, registry, run)

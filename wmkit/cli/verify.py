@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
-from wmkit.rundir import RunDir, latest_run
 
 
 @handle_errors
@@ -24,10 +24,8 @@ def verify(
     from wmkit.verify import find_damage
     from wmkit.verify import repair as do_repair
 
-    root = checkpoint or latest_run()
-    run = RunDir(root)
-    if not run.recipe_path.exists():
-        raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
+    run = open_run(checkpoint)
+    root = run.root
     damage = find_damage(run)
     if not damage:
         typer.echo(f"ok: {root}: every shard and checkpoint matches its checksum")

@@ -1,0 +1,19 @@
+"""The run a command works on: ``--checkpoint`` or the latest, checked before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wmkit.errors import WmkitError
+from wmkit.rundir import RunDir, latest_run
+
+
+def open_run(checkpoint: Path | None, trained: bool = False) -> RunDir:
+    """The run directory, which must hold a recipe, and trained V and M when ``trained``."""
+    root = checkpoint or latest_run()
+    run = RunDir(root)
+    if not run.recipe_path.exists():
+        raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
+    if trained and not (run.checkpoints / "memory.safetensors").exists():
+        raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
+    return run
