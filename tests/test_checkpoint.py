@@ -4,6 +4,7 @@ checkpoint; damage is named; files from before the metadata moved into the heade
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -56,6 +57,9 @@ def test_damaged_tensor_bytes_and_headers_are_named(tmp_path):
         checkpoint.load_tensors(stem)
     weights.write_bytes(good[:6])
     with pytest.raises(WmkitError, match="unreadable checkpoint"):
+        checkpoint.load_tensors(stem)
+    weights.write_bytes(struct.pack("<Q", 2) + b"[]")  # a header that is not an object
+    with pytest.raises(WmkitError, match="checkpoint"):
         checkpoint.load_tensors(stem)
     weights.unlink()
     with pytest.raises(WmkitError, match="checkpoint file not found"):

@@ -89,7 +89,8 @@ def _read_meta(weights: Path, info: Path, data: bytes) -> tuple[dict[str, Any], 
         header, body = _split(data)
     except ValueError as exc:
         raise WmkitError(f"{weights}: unreadable checkpoint ({exc})") from None
-    embedded = header.get("__metadata__", {}).get("wmkit")
+    extra = header.get("__metadata__") if isinstance(header, dict) else None
+    embedded = extra.get("wmkit") if isinstance(extra, dict) else None
     if embedded is not None:
         try:
             return json.loads(embedded), body
