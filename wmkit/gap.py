@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from wmkit.dream import dream_rollout
-from wmkit.policies import Policy, fixed_policy
+from wmkit.policies import Policy, recipe_policy
 from wmkit.protocols import Controller, Memory
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
@@ -78,20 +78,9 @@ def dream_returns(
     gen.manual_seed(derive_seed(ctx.recipe.seed, "gap"))
     z0 = sample_starts(starts, episodes, gen)
     if name != "controller":
-        spec, collect = ctx.spec, ctx.recipe.collect
         seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
         controller = PolicyController(
-            [
-                fixed_policy(
-                    name,
-                    spec.action_low,
-                    spec.action_high,
-                    s,
-                    collect.brownian_dt,
-                    collect.hold_max,
-                )
-                for s in seeds
-            ]
+            [recipe_policy(name, ctx.spec, s, ctx.recipe.collect) for s in seeds]
         )
     return dream_rollout(
         memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen

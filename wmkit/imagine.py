@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from wmkit.agent import Agent, frames_to_tensor
 from wmkit.envs import FrameWrapper
-from wmkit.policies import fixed_policy
+from wmkit.policies import Policy, UniformPolicy
 from wmkit.protocols import Controller, Memory, Vision
 
 
@@ -45,19 +45,18 @@ def imagine(
     temperature: float,
     seed: int,
     side_by_side: bool = False,
-    random_policy: str = "uniform",
+    random: Policy | None = None,
     done_threshold: float = 0.5,
     device: str = "cpu",
-    brownian_dt: float = 1 / 50,
-    hold_max: int = 10,
 ) -> Imagination:
     """Dream ``steps`` steps from the first frame of the episode with ``seed``.
-    ``controller`` None means random actions (``random_policy``: a ``fixed_policy`` name)."""
+    ``controller`` None means the actions are ``random``'s (default: uniform, seeded by
+    ``seed``)."""
     out = Imagination()
     gen = torch.Generator(device=device).manual_seed(seed)
     frame, _ = env.reset(seed=seed)
-    low, high = env.action_space.low, env.action_space.high
-    random = fixed_policy(random_policy, low, high, seed, brownian_dt, hold_max)
+    if random is None:
+        random = UniformPolicy(env.action_space.low, env.action_space.high, seed)
     agent = Agent(vision, memory, controller, device) if controller is not None else None
     z_dream = vision.encode(frames_to_tensor(frame[None], device))[0]
     dream_state = memory.initial_state(1)

@@ -3,12 +3,16 @@ fixed baselines that ``wmkit gap`` plays in the dream and in reality."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from wmkit.agent import Agent
 from wmkit.errors import WmkitError
+
+if TYPE_CHECKING:
+    from wmkit.envs import EnvSpec
+    from wmkit.recipe import CollectConfig
 
 
 class Policy(Protocol):
@@ -116,6 +120,12 @@ def fixed_policy(
     raise WmkitError(
         f"{name}: unknown policy (uniform, brownian, held, constant:a,b,... or controller)"
     )
+
+
+def recipe_policy(name: str, spec: EnvSpec, seed: int, collect: CollectConfig) -> Policy:
+    """``fixed_policy`` for an environment, with the recipe's ``brownian_dt`` and ``hold_max``."""
+    low, high = spec.action_low, spec.action_high
+    return fixed_policy(name, low, high, seed, collect.brownian_dt, collect.hold_max)
 
 
 class AgentPolicy:

@@ -54,6 +54,7 @@ def dream(
     from wmkit.components import build_trained, resolve_device
     from wmkit.envs import env_spec, make_env
     from wmkit.imagine import compose, imagine
+    from wmkit.policies import recipe_policy
     from wmkit.video import write_strip, write_video
 
     run = open_run(checkpoint, trained=True)
@@ -80,6 +81,7 @@ def dream(
             controller.to(dev)
     collect = recipe.collect
     random_kind = "uniform" if collect.policy == "controller" else collect.policy
+    random = recipe_policy(random_kind, env_spec(env), seed, collect)
     with console.status("dreaming"):
         result = imagine(
             env,
@@ -90,11 +92,9 @@ def dream(
             tau,
             seed,
             side_by_side,
-            random_kind,
+            random,
             recipe.dream.done_threshold,
             dev,
-            collect.brownian_dt,
-            collect.hold_max,
         )
     env.close()
     frames = compose(result)

@@ -8,12 +8,18 @@ from wmkit.errors import WmkitError
 from wmkit.rundir import RunDir, latest_run
 
 
+def _checkpoint_exists(stem: Path) -> bool:
+    from wmkit.checkpoint import exists  # imports torch: only for commands that need V and M
+
+    return exists(stem)
+
+
 def open_run(checkpoint: Path | None, trained: bool = False) -> RunDir:
     """The run directory, which must hold a recipe, and trained V and M when ``trained``."""
     root = checkpoint or latest_run()
     run = RunDir(root)
     if not run.recipe_path.exists():
         raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
-    if trained and not (run.checkpoints / "memory.safetensors").exists():
+    if trained and not _checkpoint_exists(run.checkpoints / "memory"):
         raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
     return run

@@ -7,7 +7,7 @@ import torch
 
 from wmkit.agent import Agent
 from wmkit.components import build_controller, build_memory, build_vision
-from wmkit.policies import AgentPolicy, Policy, fixed_policy
+from wmkit.policies import AgentPolicy, Policy, recipe_policy
 from wmkit.rollout import run_episode
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
@@ -20,8 +20,7 @@ def random_policy(ctx: WorkerContext, seed: int) -> Policy:
     cfg = ctx.recipe.collect
     spec = ctx.spec()
     if cfg.policy != "controller":
-        low, high = spec.action_low, spec.action_high
-        return fixed_policy(cfg.policy, low, high, seed, cfg.brownian_dt, cfg.hold_max)
+        return recipe_policy(cfg.policy, spec, seed, cfg)
     # As in the paper's code: an untrained V, M and C, with a fresh random controller.
     torch.manual_seed(seed)
     vision = build_vision(ctx.recipe, ctx.registry, spec)

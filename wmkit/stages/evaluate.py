@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from wmkit.dream import dream_rollout
-from wmkit.policies import AgentPolicy, fixed_policy
+from wmkit.policies import AgentPolicy, recipe_policy
 from wmkit.protocols import Controller, Memory
 from wmkit.rollout import run_episode
 from wmkit.seeding import derive_seed
@@ -48,9 +48,7 @@ def eval_episode(task: tuple[str, int, int | None, bool]) -> tuple[float, int, l
     elif policy_kind == "random":
         policy = random_policy(ctx, seed)
     else:
-        spec, cfg = ctx.spec(), ctx.recipe.collect
-        low, high = spec.action_low, spec.action_high
-        policy = fixed_policy(policy_kind, low, high, seed, cfg.brownian_dt, cfg.hold_max)
+        policy = recipe_policy(policy_kind, ctx.spec(), seed, ctx.recipe.collect)
     ep = run_episode(ctx.env(), policy, seed, max_steps, record=False, record_raw=record)
     return ep.total_return, ep.steps, ep.raw_frames
 
