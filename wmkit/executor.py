@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from wmkit.errors import WmkitError
@@ -101,6 +102,15 @@ class InlineExecutor:
         pass
 
 
+@dataclass
+class _InFlight:
+    """A task in flight: its index, when it was submitted, when a worker started it."""
+
+    index: int
+    submitted: float
+    started: float | None = None
+
+
 class ProcessExecutor:
     """A pool of spawned worker processes, kept for the life of a stage, replaced on faults.
 
@@ -146,18 +156,17 @@ class ProcessExecutor:
         # task list costs no memory.
         queue = list(range(len(tasks)))[::-1]
         attempts = [0] * len(tasks)
-        # Per task in flight: its index, when it was submitted, when it started (or None).
-        pending: dict[Future, list] = {}
+        pending: dict[Future, _InFlight] = {}
 
         def submit(i: int) -> None:
-            pending[self._pool.submit(_run, fn, i, tasks[i])] = [i, time.monotonic(), None]
+            pending[self._pool.submit(_run, fn, i, tasks[i])] = _InFlight(i, time.monotonic())
 
         def note_starts() -> None:
-            by_index = {entry[0]: entry for entry in pending.values()}
+            by_index = {entry.index: entry for entry in pending.values()}
             while not self._started.empty():
                 i, at = self._started.get()
                 if i in by_index:
-                    by_index[i][2] = at
+                    by_index[i].started = at
 
         def fault(kind: str, i: int) -> None:
             attempts[i] += 1
@@ -176,7 +185,7 @@ class ProcessExecutor:
                 note_starts()
                 broken = False
                 for fut in done:
-                    i = pending.pop(fut)[0]
+                    i = pending.pop(fut).index
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
@@ -185,30 +194,26 @@ class ProcessExecutor:
                         queue.append(i)
                         continue
                     yield i, result
-                hung = [
-                    i
-                    for i, submitted, started in pending.values()
-                    if self._late(submitted, started)
-                ]
+                hung = [entry.index for entry in pending.values() if self._late(entry)]
                 for i in hung:
                     fault("hung", i)
                 if broken or hung:
                     # Every task still in flight is lost with the pool: run them again.
-                    queue.extend(entry[0] for entry in pending.values())
+                    queue.extend(entry.index for entry in pending.values())
                     pending.clear()
                     self._restart()
         finally:
             for fut in pending:
                 fut.cancel()
 
-    def _late(self, submitted: float, started: float | None) -> bool:
+    def _late(self, entry: _InFlight) -> bool:
         """Running past ``task_timeout``, or not started within ``startup_timeout``."""
         if not self.task_timeout:
             return False
         now = time.monotonic()
-        if started is None:
-            return now - submitted > self.startup_timeout
-        return now - started > self.task_timeout
+        if entry.started is None:
+            return now - entry.submitted > self.startup_timeout
+        return now - entry.started > self.task_timeout
 
     def _poll(self) -> float | None:
         """How long to wait for a result before looking for starts and hung tasks again."""
