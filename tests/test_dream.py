@@ -127,8 +127,11 @@ def test_dream_training_takes_no_real_step_and_reports_both_scores(
     data = json.loads((out / "eval.json").read_text())
     assert data["train_in"] == "dream" and data["dream"]["temperature"] == 1.15
     assert data["dream"]["episodes"] == 4 and len(data["returns"]) == 2
-    rows = (out / "metrics" / "fit_controller.jsonl").read_text().splitlines()
+    rows = [
+        json.loads(r) for r in (out / "metrics" / "fit_controller.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 2
+    assert all(r["env_steps"] == 0 and r["dream_steps"] > 0 for r in rows)
 
 
 def test_the_guard_catches_real_training(fast_recipe, tmp_path, monkeypatch):

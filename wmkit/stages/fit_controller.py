@@ -30,8 +30,10 @@ from wmkit.stages.base import StageContext
 from wmkit.store import RolloutStore
 from wmkit.worker import context
 
-# Scores a generation: (candidates, generation) -> (fitness per candidate, steps taken).
-Scorer = Callable[[list[np.ndarray], int], tuple[np.ndarray, int]]
+# Scores a generation: (candidates, generation) -> (fitness per candidate, step counts).
+# The counts name where the steps were taken: ``env_steps`` (the real environment) and
+# ``dream_steps`` (M's dream), so a dream-trained run's metrics show its zero real steps.
+Scorer = Callable[[list[np.ndarray], int], tuple[np.ndarray, dict[str, int]]]
 
 
 def fitness_rollout(task: tuple[np.ndarray, int]) -> tuple[float, int]:
@@ -55,7 +57,7 @@ def fitness_rollout(task: tuple[np.ndarray, int]) -> tuple[float, int]:
 def real_scorer(ctx: StageContext, executor) -> Scorer:
     options = ctx.recipe.optimizer.options
 
-    def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, int]:
+    def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, dict[str, int]]:
         seeds = [
             derive_seed(ctx.recipe.seed, "fitness", gen, j)
             for j in range(options.rollouts_per_candidate)
@@ -66,7 +68,8 @@ def real_scorer(ctx: StageContext, executor) -> Scorer:
         for i, (value, n) in executor.map(fitness_rollout, tasks):
             returns[i] = value
             steps += n
-        return returns.reshape(len(solutions), len(seeds)).mean(axis=1), steps
+        fitness = returns.reshape(len(solutions), len(seeds)).mean(axis=1)
+        return fitness, {"env_steps": steps, "dream_steps": 0}
 
     return score
 
@@ -108,7 +111,7 @@ def dream_scorer(
     options, cfg = ctx.recipe.optimizer.options, ctx.recipe.dream
     pool = start_latents(ctx, ctx.device)
 
-    def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, int]:
+    def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, dict[str, int]]:
         k = options.rollouts_per_candidate
         gen_rng = torch.Generator(device=ctx.device)
         gen_rng.manual_seed(derive_seed(ctx.recipe.seed, salt, gen))
@@ -128,7 +131,7 @@ def dream_scorer(
             gen_rng,
         )
         fitness = result.returns.view(len(solutions), k).mean(dim=1).cpu().numpy()
-        return fitness.astype(float), int(result.steps.sum())
+        return fitness.astype(float), {"env_steps": 0, "dream_steps": int(result.steps.sum())}
 
     return score
 
@@ -173,7 +176,7 @@ def evolve(
                 mean=float(fitness.mean()),
                 worst=float(fitness.min()),
                 kept=float(best_f),
-                env_steps=steps,
+                **steps,
                 seconds=round(time.time() - t0, 3),
             )
             controller.set_params(best_x)
