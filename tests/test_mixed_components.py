@@ -39,6 +39,26 @@ MIXES = {
         },
         "dream": {"max_steps": 10, "score_episodes": 3},
     },
+    "mdn ensemble+linear+cmaes in the dream": {
+        "memory": {
+            "name": "mdn_rnn_ensemble",
+            "members": 2,
+            "hidden": 16,
+            "gaussians": 2,
+            "seq_len": 8,
+            "batch_size": 4,
+            "epochs": 1,
+            "controller_features": "hc",
+        },
+        "optimizer": {
+            "name": "cmaes",
+            "population": 4,
+            "rollouts_per_candidate": 2,
+            "generations": 2,
+            "train_in": "dream",
+        },
+        "dream": {"max_steps": 10, "score_episodes": 3},
+    },
 }
 
 

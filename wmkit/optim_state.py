@@ -46,6 +46,10 @@ class AdamTraining:
     def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         load_optimizer_tensors(self._adam(), state)
 
+    def clip_gradients(self, grad_clip: float) -> None:
+        """Clip the gradient's global norm (a model made of parts may clip each part)."""
+        torch.nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
+
     def fit_batches(self, batches, grad_clip: float | None = None) -> dict[str, float]:
         """One pass of Adam steps; returns the mean of every loss term."""
         optimizer = self._adam()
@@ -56,7 +60,7 @@ class AdamTraining:
             optimizer.zero_grad()
             losses["loss"].backward()
             if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
+                self.clip_gradients(grad_clip)
             optimizer.step()
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0.0) + v.item()
