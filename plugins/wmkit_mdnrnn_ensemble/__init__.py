@@ -81,8 +81,8 @@ class MDNRNNEnsemble(AdamTraining, nn.Module):
         return self.members[0].sample(chosen, temperature, generator)
 
     def loss(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
-        """The members' losses summed (their weights are disjoint, so each trains as if
-        alone); the terms reported are the members' means."""
+        """The members' losses summed, as ``loss`` (their weights are disjoint, so each
+        trains as if alone); every other term is the members' mean."""
         losses = [m.loss(batch) for m in self.members]
         out = {k: torch.stack([loss[k] for loss in losses]).mean() for k in losses[0]}
         out["loss"] = torch.stack([loss["loss"] for loss in losses]).sum()
