@@ -11,6 +11,18 @@ from typer.testing import CliRunner
 
 from wmkit.cli import app
 
+# CMA-ES scoring candidates in the dream, for the mixes that train C there.
+DREAM_CMAES = {
+    "optimizer": {
+        "name": "cmaes",
+        "population": 4,
+        "rollouts_per_candidate": 2,
+        "generations": 2,
+        "train_in": "dream",
+    },
+    "dream": {"max_steps": 10, "score_episodes": 3},
+}
+
 MIXES = {
     "gru+linear+openai_es": {
         "memory": {
@@ -30,14 +42,7 @@ MIXES = {
     },
     "mdn+mlp+cmaes in the dream": {
         "controller": {"name": "mlp", "hidden": 4},
-        "optimizer": {
-            "name": "cmaes",
-            "population": 4,
-            "rollouts_per_candidate": 2,
-            "generations": 2,
-            "train_in": "dream",
-        },
-        "dream": {"max_steps": 10, "score_episodes": 3},
+        **DREAM_CMAES,
     },
     "mdn ensemble+linear+cmaes in the dream": {
         "memory": {
@@ -50,14 +55,7 @@ MIXES = {
             "epochs": 1,
             "controller_features": "hc",
         },
-        "optimizer": {
-            "name": "cmaes",
-            "population": 4,
-            "rollouts_per_candidate": 2,
-            "generations": 2,
-            "train_in": "dream",
-        },
-        "dream": {"max_steps": 10, "score_episodes": 3},
+        **DREAM_CMAES,
     },
 }
 
