@@ -80,8 +80,8 @@ def dream_recipe(fast_recipe):
     return fast_recipe
 
 
-def guard_env_during(monkeypatch, stage_name: str) -> dict:
-    """Make any environment creation or step fail while ``stage_name`` runs."""
+def guard_env_during(monkeypatch, *stage_names: str) -> dict:
+    """Make any environment creation or step fail while any of ``stage_names`` runs."""
     import wmkit.pipeline as pipeline
 
     flag = {"inside": False, "stepped": 0}
@@ -89,18 +89,18 @@ def guard_env_during(monkeypatch, stage_name: str) -> dict:
 
     def step(self, action):
         if flag["inside"]:
-            raise AssertionError(f"real environment stepped during {stage_name}")
+            raise AssertionError(f"real environment stepped during {flag['inside']}")
         flag["stepped"] += 1
         return real_step(self, action)
 
     def make(*args, **kwargs):
         if flag["inside"]:
-            raise AssertionError(f"real environment created during {stage_name}")
+            raise AssertionError(f"real environment created during {flag['inside']}")
         return real_make(*args, **kwargs)
 
-    def wrap(fn):
+    def wrap(name, fn):
         def guarded(ctx):
-            flag["inside"] = True
+            flag["inside"] = name
             try:
                 return fn(ctx)
             finally:
@@ -108,10 +108,14 @@ def guard_env_during(monkeypatch, stage_name: str) -> dict:
 
         return guarded
 
+    stages_for = pipeline.stages_for
+
     monkeypatch.setattr(FrameWrapper, "step", step)
     monkeypatch.setattr(gymnasium, "make", make)
     monkeypatch.setattr(
-        pipeline, "STAGES", [(n, wrap(f) if n == stage_name else f) for n, f in pipeline.STAGES]
+        pipeline,
+        "stages_for",
+        lambda recipe: [(n, wrap(n, f) if n in stage_names else f) for n, f in stages_for(recipe)],
     )
     return flag
 

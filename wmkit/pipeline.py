@@ -1,4 +1,5 @@
-"""The reference pipeline: collect -> fit V -> encode -> fit M -> fit C -> evaluate.
+"""The reference pipeline: collect -> fit V -> encode -> fit M -> fit C -> evaluate (with
+further rounds of collect -> encode -> fit M -> fit C before evaluate, see ``iterate``).
 
 Each stage reads and writes only the run directory; a stage recorded in ``stages.json`` is
 skipped on the next ``wmkit run``, and a stage cut short resumes from its last unit of work.
@@ -28,6 +29,7 @@ from wmkit.stages.evaluate import dream_score, evaluate
 from wmkit.stages.fit_controller import fit_controller, trained_memory_and_controller
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
+from wmkit.stages.iterate import round_stages
 from wmkit.stages.sweep import is_current as sweep_is_current
 from wmkit.stages.sweep import temperature_sweep
 
@@ -66,6 +68,13 @@ STAGES: list[tuple[str, Callable[[StageContext], dict[str, Any]]]] = [
     ("evaluate", _evaluate_stage),
     ("temperature_sweep", temperature_sweep),
 ]
+
+
+def stages_for(recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[str, Any]]]]:
+    """The stages a recipe runs, in order: the single pass, the further rounds of
+    ``iterate``, then evaluate and the sweep."""
+    cut = [name for name, _ in STAGES].index("fit_controller") + 1
+    return STAGES[:cut] + round_stages(recipe) + STAGES[cut:]
 
 
 def make_context(
@@ -111,7 +120,7 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
     )
     summaries: dict[str, Any] = {}
     with ctx.progress:
-        for name, stage in STAGES:
+        for name, stage in stages_for(recipe):
             if _complete(run, name, recipe):
                 console.print(f"  {name}: already complete, skipped")
                 continue

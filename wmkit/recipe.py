@@ -147,6 +147,35 @@ class DreamConfig(Options):
         return value
 
 
+class IterateConfig(Options):
+    """The paper's iterative training procedure: rounds after the first play the last
+    round's agent in the real environment and train M and C further on what it saw."""
+
+    rounds: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Passes of collect -> M -> C. 1 is the single pass from random rollouts; each "
+            "further round collects with the last round's agent, adds those episodes to M's "
+            "data, trains M further on all of it and C further in the new dream."
+        ),
+    )
+    episodes: int = Field(
+        200, ge=1, description="Real episodes each further round plays with the last agent."
+    )
+    memory_epochs: int = Field(
+        10, ge=1, description="M epochs per further round, on all the data so far."
+    )
+    generations: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Optimizer generations per further round, continuing the last round's search "
+            "in the new dream; null uses optimizer.generations."
+        ),
+    )
+
+
 class ComponentBlock(BaseModel):
     """A resolved component choice: its registered name and its validated options."""
 
@@ -194,6 +223,9 @@ class Recipe(Options):
     optimizer: ComponentBlock = Field(description="Searches C's parameters.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Final evaluation.")
     dream: DreamConfig = Field(default_factory=DreamConfig, description="Dreams in M.")
+    iterate: IterateConfig = Field(
+        default_factory=IterateConfig, description="Further rounds of collect -> M -> C."
+    )
 
     def num_workers(self) -> int:
         return os.cpu_count() or 1 if self.workers is None else self.workers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -36,28 +38,54 @@ def random_policy(ctx: WorkerContext, seed: int) -> Policy:
 
 
 def collect_one(task: tuple[int, int]) -> ShardInfo:
-    """Worker task: play episode ``index`` with ``seed`` and write its shard."""
+    """Worker task: play episode ``index`` with ``seed`` and the collection policy, and
+    write its shard."""
     index, seed = task
     ctx = context()
+    return _record(ctx, index, random_policy(ctx, seed), seed)
+
+
+def play_one(task: tuple[int, int]) -> ShardInfo:
+    """Worker task: the same with the run's trained agent (V, M and C from its checkpoints)."""
+    index, seed = task
+    ctx = context()
+    return _record(ctx, index, AgentPolicy(ctx.agent()), seed)
+
+
+def _record(ctx: WorkerContext, index: int, policy: Policy, seed: int) -> ShardInfo:
     cfg = ctx.recipe.collect
-    episode = run_episode(ctx.env(), random_policy(ctx, seed), seed, cfg.max_steps)
+    episode = run_episode(ctx.env(), policy, seed, cfg.max_steps)
     return RolloutStore(ctx.run.rollouts).write_episode(
         index, episode.arrays(skip=cfg.frame_skip_start)
     )
 
 
-def collect(ctx: StageContext) -> dict:
-    """Collect ``collect.episodes`` rollouts; episodes already in the manifest are kept."""
+def collect_episodes(
+    ctx: StageContext, indices: range, task: Callable[[tuple[int, int]], ShardInfo], label: str
+) -> dict:
+    """Play and store the episodes ``indices`` not yet in the manifest, each seeded by its
+    index; returns their count, frames and mean stored return."""
     store = RolloutStore(ctx.run.rollouts)
-    n = ctx.recipe.collect.episodes
-    todo = [(i, derive_seed(ctx.recipe.seed, "collect", i)) for i in range(n) if not store.has(i)]
-    task = ctx.progress.add_task("collect", total=n, completed=n - len(todo), info="")
+    todo = [(i, derive_seed(ctx.recipe.seed, "collect", i)) for i in indices if not store.has(i)]
+    bar = ctx.progress.add_task(
+        label, total=len(indices), completed=len(indices) - len(todo), info=""
+    )
     if todo:
         executor = ctx.executor()
         try:
-            for _, info in executor.map(collect_one, todo):
+            for _, info in executor.map(task, todo):
                 store.add(info)
-                ctx.progress.update(task, advance=1, info=f"{store.total_steps()} frames")
+                ctx.progress.update(bar, advance=1, info=f"{store.total_steps()} frames")
         finally:
             executor.close()
-    return {"episodes": len(store), "frames": store.total_steps()}
+    mine = [info for info in store.infos() if info.episode in indices]
+    return {
+        "episodes": len(mine),
+        "frames": sum(info.steps for info in mine),
+        "mean_return": float(np.mean([info.total_return for info in mine])),
+    }
+
+
+def collect(ctx: StageContext) -> dict:
+    """Collect ``collect.episodes`` rollouts; episodes already in the manifest are kept."""
+    return collect_episodes(ctx, range(ctx.recipe.collect.episodes), collect_one, "collect")

@@ -233,24 +233,24 @@ def trained_memory_and_controller(ctx: StageContext) -> tuple[Memory, Controller
     return memory, controller
 
 
-def fit_controller(ctx: StageContext) -> dict:
+def fit_controller(ctx: StageContext, generations: int | None = None) -> dict:
+    """Evolve C until ``generations`` generations in all (``optimizer.generations`` unless
+    given; later rounds of ``iterate`` go on from the last round's search)."""
     memory, controller = trained_memory_and_controller(ctx)
     if ctx.recipe.optimizer.options.train_in == "dream":
         if isinstance(controller, torch.nn.Module):
             controller.to(ctx.device)  # the dream runs where M is
         score = dream_scorer(ctx, memory, controller, ctx.recipe.dream.temperature)
+        label = "fit controller (dream)"
         return evolve(
-            ctx, controller, score, ctx.run.checkpoints, "fit_controller", "fit controller (dream)"
+            ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
         )
     executor = ctx.executor()
     try:
+        score = real_scorer(ctx, executor)
+        label = "fit controller"
         return evolve(
-            ctx,
-            controller,
-            real_scorer(ctx, executor),
-            ctx.run.checkpoints,
-            "fit_controller",
-            "fit controller",
+            ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
         )
     finally:
         executor.close()

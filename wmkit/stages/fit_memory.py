@@ -74,7 +74,9 @@ def in_order(
         yield batch
 
 
-def fit_memory(ctx: StageContext) -> dict:
+def fit_memory(ctx: StageContext, epochs: int | None = None) -> dict:
+    """Train M on every latent sequence until it has seen ``epochs`` epochs in all
+    (``memory.epochs`` unless given; later rounds of ``iterate`` give more)."""
     latents = RolloutStore(ctx.run.latents)
     options = ctx.recipe.memory.options
     latent_dim = int(latents.load(latents.infos()[0].episode)["mu"].shape[1])
@@ -96,5 +98,6 @@ def fit_memory(ctx: StageContext) -> dict:
         1 if info.steps <= options.seq_len else math.ceil(info.steps / options.seq_len + 0.5)
         for info in latents.infos()
     )
-    rows = train_epochs(ctx, "memory", memory, batches, math.ceil(chunks / options.batch_size))
+    per_epoch = math.ceil(chunks / options.batch_size)
+    rows = train_epochs(ctx, "memory", memory, batches, per_epoch, epochs)
     return {"epochs": len(rows), "final": rows[-1] if rows else {}}

@@ -32,10 +32,11 @@ def train_epochs(
     component: Any,
     make_batches: Callable[[int], Iterable[Any]],
     batches_per_epoch: int,
+    epochs: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``options.epochs`` epochs of ``component.fit_epoch``, resuming after the last
-    checkpointed epoch. Returns the metric rows."""
-    options = getattr(ctx.recipe, role).options
+    """Train ``component`` until it has seen ``epochs`` epochs in all (``options.epochs``
+    unless given), resuming after the last checkpointed epoch. Returns the metric rows."""
+    epochs = epochs or getattr(ctx.recipe, role).options.epochs
     stem = ctx.run.checkpoints / role
     # Weights and optimizer state in one file, so that they always belong to the same epoch.
     resume_stem = ctx.run.checkpoints / f"{role}_resume"
@@ -54,11 +55,11 @@ def train_epochs(
     )
     task = ctx.progress.add_task(
         f"fit {role}",
-        total=options.epochs * batches_per_epoch,
+        total=epochs * batches_per_epoch,
         completed=start * batches_per_epoch,
         info="",
     )
-    for epoch in range(start, options.epochs):
+    for epoch in range(start, epochs):
         torch.manual_seed(derive_seed(ctx.recipe.seed, f"{role}-epoch", epoch))
         t0 = time.time()
         if isinstance(component, torch.nn.Module):
@@ -73,10 +74,10 @@ def train_epochs(
         checkpoint.save_tensors(resume_stem, state, {"role": role, "epoch": epoch + 1})
         save_component(stem, component, ctx.recipe, role, epoch=epoch + 1)
         shown = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
-        ctx.progress.update(task, info=f"epoch {epoch + 1}/{options.epochs} {shown}")
+        ctx.progress.update(task, info=f"epoch {epoch + 1}/{epochs} {shown}")
     logger.close()
     # Also when every epoch was already done (a repaired run): the final weights exist.
-    save_component(stem, component, ctx.recipe, role, epoch=options.epochs)
+    save_component(stem, component, ctx.recipe, role, epoch=epochs)
     rows = read_metrics(logger.path)
     if rows:
         keys = [k for k in rows[-1] if k not in ("step", "seconds")]

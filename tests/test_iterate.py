@@ -1,0 +1,88 @@
+"""Iterative training (``iterate.rounds``): later rounds collect with the trained agent and
+train M and C further, C still only in the dream."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import yaml
+from typer.testing import CliRunner
+
+from tests.test_dream import guard_env_during
+from wmkit import checkpoint
+from wmkit.cli import app
+from wmkit.stages.collect import play_one
+from wmkit.store import RolloutStore
+from wmkit.worker import init_worker
+
+ROUND_STAGES = ["collect_round2", "encode_round2", "fit_memory_round2", "fit_controller_round2"]
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
+    fast_recipe, tmp_path, monkeypatch
+):
+    data = yaml.safe_load(fast_recipe.read_text())
+    data["optimizer"].update(train_in="dream", max_steps=None)
+    data["dream"] = {"max_steps": 12, "score_episodes": 4}
+    data["iterate"] = {"rounds": 2, "episodes": 2, "memory_epochs": 2, "generations": 1}
+    fast_recipe.write_text(yaml.safe_dump(data))
+    flag = guard_env_during(monkeypatch, "fit_controller", "fit_controller_round2")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert flag["stepped"] > 0
+
+    stages = json.loads((out / "stages.json").read_text())
+    order = sorted(stages, key=lambda name: stages[name]["finished"])
+    assert order == [
+        "collect",
+        "fit_vision",
+        "encode",
+        "fit_memory",
+        "fit_controller",
+        *ROUND_STAGES,
+        "evaluate",
+        "temperature_sweep",
+    ]
+    # Round 2's episodes come after the 3 random ones, and are encoded for M.
+    n = data["collect"]["episodes"]
+    assert stages["collect_round2"]["episodes"] == 2
+    assert sorted(i.episode for i in RolloutStore(out / "data" / "rollouts").infos()) == [
+        *range(n + 2)
+    ]
+    assert len(RolloutStore(out / "data" / "latents")) == n + 2
+    # M and C continue where round 1 left them: one metrics file, counts running on.
+    assert [r["step"] for r in rows(out / "metrics" / "fit_memory.jsonl")] == [0, 1, 2]
+    gens = rows(out / "metrics" / "fit_controller.jsonl")
+    assert [r["step"] for r in gens] == [0, 1, 2]
+    assert all(r["env_steps"] == 0 and r["dream_steps"] > 0 for r in gens)
+    meta = checkpoint.load_tensors(out / "checkpoints" / "controller")[1]
+    assert meta["generation"] == 3
+
+    again = CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already complete, skipped") == len(order)
+
+
+def test_a_round_plays_the_controller_in_the_checkpoints(fast_recipe, tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(out)]).exit_code == 0
+    # A controller that ignores [z, h]: its action is tanh(bias) on the blob's [-1, 1] box.
+    stem = out / "checkpoints" / "controller"
+    tensors, meta = checkpoint.load_tensors(stem)
+    params = np.zeros_like(tensors["params"])
+    params[-2:] = [0.5, -0.25]
+    checkpoint.save_tensors(stem, {"params": params}, meta)
+
+    init_worker(yaml.safe_load(fast_recipe.read_text()), str(out))
+    info = play_one((7, 11))
+    store = RolloutStore(out / "data" / "rollouts")
+    store.add(info)
+    actions = store.load(7)["action"]
+    assert len(actions) == info.steps > 1
+    np.testing.assert_allclose(actions, np.tanh([[0.5, -0.25]] * len(actions)), atol=1e-6)
