@@ -68,6 +68,25 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     assert again.exit_code == 0, again.output
     assert again.output.count("already complete, skipped") == len(order)
 
+    # Damage is charged to the round that wrote it: an agent episode to collect_round2
+    # (replayed by the agent in the checkpoints), M's weights to its last round.
+    shard = out / "data" / "rollouts" / f"episode_{n + 1:06d}.npz"
+    weights = out / "checkpoints" / "memory.safetensors"
+    for damage, redone in [
+        (lambda: shard.write_bytes(b"truncated"), {"collect_round2", "encode_round2"}),
+        (
+            lambda: weights.write_bytes(weights.read_bytes()[:-8] + b"garbage!"),
+            {"fit_memory_round2"},
+        ),
+    ]:
+        damage()
+        fixed = CliRunner().invoke(app, ["verify", "--checkpoint", str(out), "--repair"])
+        assert fixed.exit_code == 0, fixed.output
+        assert set(order) - set(json.loads((out / "stages.json").read_text())) == redone
+        redo = CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(out)])
+        assert redo.exit_code == 0, redo.output
+        assert CliRunner().invoke(app, ["verify", "--checkpoint", str(out)]).exit_code == 0
+
 
 def test_a_round_plays_the_controller_in_the_checkpoints(fast_recipe, tmp_path):
     out = tmp_path / "run"

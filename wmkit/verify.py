@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from wmkit import checkpoint
 from wmkit.errors import WmkitError
 from wmkit.rundir import RunDir
@@ -33,6 +35,29 @@ class Damage:
     stage: str
 
 
+def _latest(run: RunDir, stage: str) -> str:
+    """The last round's stage that rewrote this checkpoint (``iterate.rounds``), or ``stage``."""
+    done = run.stages()
+    rounds = [int(n.rsplit("round", 1)[1]) for n in done if n.startswith(f"{stage}_round")]
+    return f"{stage}_round{max(rounds)}" if rounds else stage
+
+
+def _episode_stage(run: RunDir, stage: str, episode: int) -> str:
+    """The stage that wrote an episode: ``collect`` (or ``encode``) for the first
+    ``collect.episodes``, a later round's for those its agent played. Redoing a round's
+    episode replays it with the agent now in the checkpoints, which after later rounds is
+    not the one that first played it: the episode is replaced, not restored."""
+    try:
+        recipe = yaml.safe_load(run.recipe_path.read_text()) or {}
+        first = int(recipe["collect"]["episodes"])
+        per_round = int((recipe.get("iterate") or {}).get("episodes", 200))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return stage
+    if episode < first:
+        return stage
+    return f"{stage}_round{2 + (episode - first) // per_round}"
+
+
 def find_damage(run: RunDir) -> list[Damage]:
     found = []
     for folder, stage in ((run.rollouts, "collect"), (run.latents, "encode")):
@@ -44,13 +69,14 @@ def find_damage(run: RunDir) -> list[Damage]:
             found.append(Damage(str(folder / "manifest.json"), str(exc), stage))
             continue
         for info in store.verify():
-            found.append(Damage(str(folder / info.file), "missing or checksum mismatch", stage))
+            owner = _episode_stage(run, stage, info.episode)
+            found.append(Damage(str(folder / info.file), "missing or checksum mismatch", owner))
     for weights in sorted(run.checkpoints.glob("*.safetensors")):
         stem = weights.with_suffix("")
         try:
             checkpoint.load_tensors(stem)
         except WmkitError as exc:
-            stage = CHECKPOINT_STAGES.get(stem.name, "fit_controller")
+            stage = _latest(run, CHECKPOINT_STAGES.get(stem.name, "fit_controller"))
             found.append(Damage(str(stem.with_suffix(".safetensors")), str(exc), stage))
     return found
 
@@ -69,5 +95,5 @@ def repair(run: RunDir, damage: list[Damage]) -> None:
             target.unlink(missing_ok=True)
             target.with_suffix(".json").unlink(missing_ok=True)
         run.unmark(item.stage)
-        if item.stage == "collect":
-            run.unmark("encode")
+        if item.stage.startswith("collect"):
+            run.unmark(item.stage.replace("collect", "encode", 1))
