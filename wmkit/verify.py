@@ -14,7 +14,9 @@ import yaml
 
 from wmkit import checkpoint
 from wmkit.errors import WmkitError
+from wmkit.recipe import Recipe, registry_for, resolve_recipe
 from wmkit.rundir import RunDir
+from wmkit.stages.iterate import episode_round
 from wmkit.store import RolloutStore
 
 # Which stage writes which checkpoint.
@@ -42,24 +44,27 @@ def _latest(run: RunDir, stage: str) -> str:
     return f"{stage}_round{max(rounds)}" if rounds else stage
 
 
-def _episode_stage(run: RunDir, stage: str, episode: int) -> str:
-    """The stage that wrote an episode: ``collect`` (or ``encode``) for the first
-    ``collect.episodes``, a later round's for those its agent played. Redoing a round's
-    episode replays it with the agent now in the checkpoints, which after later rounds is
-    not the one that first played it: the episode is replaced, not restored."""
+def _recipe(run: RunDir) -> Recipe | None:
+    """The run's recipe with today's defaults, or None when it cannot be read."""
     try:
-        recipe = yaml.safe_load(run.recipe_path.read_text()) or {}
-        first = int(recipe["collect"]["episodes"])
-        per_round = int((recipe.get("iterate") or {}).get("episodes", 200))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        return stage
-    if episode < first:
-        return stage
-    return f"{stage}_round{2 + (episode - first) // per_round}"
+        data = yaml.safe_load(run.recipe_path.read_text())
+        return resolve_recipe(data, registry_for(data))
+    except (OSError, yaml.YAMLError, WmkitError, AttributeError, TypeError):
+        return None
+
+
+def _episode_stage(recipe: Recipe | None, stage: str, episode: int) -> str:
+    """The stage that wrote an episode: ``collect`` (or ``encode``) for the random rollouts,
+    a later round's for those its agent played. Redoing a round's episode replays it with
+    the agent now in the checkpoints, which after later rounds is not the one that first
+    played it: the episode is replaced, not restored."""
+    r = 1 if recipe is None else episode_round(recipe, episode)
+    return stage if r == 1 else f"{stage}_round{r}"
 
 
 def find_damage(run: RunDir) -> list[Damage]:
     found = []
+    recipe = _recipe(run)
     for folder, stage in ((run.rollouts, "collect"), (run.latents, "encode")):
         if not (folder / "manifest.json").exists():
             continue
@@ -69,7 +74,7 @@ def find_damage(run: RunDir) -> list[Damage]:
             found.append(Damage(str(folder / "manifest.json"), str(exc), stage))
             continue
         for info in store.verify():
-            owner = _episode_stage(run, stage, info.episode)
+            owner = _episode_stage(recipe, stage, info.episode)
             found.append(Damage(str(folder / info.file), "missing or checksum mismatch", owner))
     for weights in sorted(run.checkpoints.glob("*.safetensors")):
         stem = weights.with_suffix("")

@@ -35,6 +35,13 @@ def round_episodes(recipe: Recipe, round_: int) -> range:
     return range(first, first + n)
 
 
+def episode_round(recipe: Recipe, episode: int) -> int:
+    """The round that collected ``episode``: 1 for the random rollouts (``round_episodes``
+    inverted)."""
+    first = recipe.collect.episodes
+    return 1 if episode < first else 2 + (episode - first) // recipe.iterate.episodes
+
+
 def collect_round(ctx: StageContext, round_: int) -> dict:
     """Play the agent that the last round left in the checkpoints, recording as collect does."""
     label = f"collect (round {round_} agent)"
