@@ -4,6 +4,7 @@ train M and C further, C still only in the dream."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import yaml
@@ -13,7 +14,10 @@ from tests.test_cli_run import STAGES
 from tests.test_dream import guard_env_during
 from wmkit import checkpoint
 from wmkit.cli import app
+from wmkit.plugins import get_registry
+from wmkit.recipe import load_recipe
 from wmkit.stages.collect import play_one
+from wmkit.stages.iterate import round_candidates
 from wmkit.store import RolloutStore
 from wmkit.worker import init_worker
 
@@ -30,7 +34,13 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     data = yaml.safe_load(fast_recipe.read_text())
     data["optimizer"].update(train_in="dream", max_steps=None)
     data["dream"] = {"max_steps": 12, "score_episodes": 4}
-    data["iterate"] = {"rounds": 2, "episodes": 2, "memory_epochs": 2, "generations": 1}
+    data["iterate"] = {
+        "rounds": 2,
+        "episodes": 2,
+        "candidates": 2,
+        "memory_epochs": 2,
+        "generations": 1,
+    }
     fast_recipe.write_text(yaml.safe_dump(data))
     flag = guard_env_during(monkeypatch, "fit_controller", "fit_controller_round2")
     out = tmp_path / "run"
@@ -44,9 +54,10 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     # Round 2's episodes come after the 3 random ones, and are encoded for M.
     n = data["collect"]["episodes"]
     assert stages["collect_round2"]["episodes"] == 2
-    assert sorted(i.episode for i in RolloutStore(out / "data" / "rollouts").infos()) == [
-        *range(n + 2)
-    ]
+    infos = {i.episode: i for i in RolloutStore(out / "data" / "rollouts").infos()}
+    assert sorted(infos) == [*range(n + 2)]
+    # The round's first episode is the kept controller's; the second, a draw's.
+    assert stages["collect_round2"]["kept_mean_return"] == infos[n].total_return
     assert len(RolloutStore(out / "data" / "latents")) == n + 2
     # M and C continue where round 1 left them: one metrics file, counts running on.
     assert [r["step"] for r in rows(out / "metrics" / "fit_memory.jsonl")] == [0, 1, 2]
@@ -91,9 +102,28 @@ def test_a_round_plays_the_controller_in_the_checkpoints(fast_recipe, tmp_path):
     checkpoint.save_tensors(stem, {"params": params}, meta)
 
     init_worker(yaml.safe_load(fast_recipe.read_text()), str(out))
-    info = play_one((7, 11))
+    info = play_one((7, 11, None))
     store = RolloutStore(out / "data" / "rollouts")
     store.add(info)
     actions = store.load(7)["action"]
     assert len(actions) == info.steps > 1
     np.testing.assert_allclose(actions, np.tanh([[0.5, -0.25]] * len(actions)), atol=1e-6)
+
+
+def test_round_candidates_are_the_kept_controller_then_draws_of_the_search(fast_recipe, tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(out)]).exit_code == 0
+    # 6 candidates from a population of 4: the draws take more than one generation's ask.
+    ctx = SimpleNamespace(
+        recipe=load_recipe(fast_recipe, ["iterate.candidates=6"]),
+        registry=get_registry(),
+        run=SimpleNamespace(checkpoints=out / "checkpoints"),
+    )
+    candidates = round_candidates(ctx)
+    kept = checkpoint.load_tensors(out / "checkpoints" / "controller")[0]["params"]
+    assert len(candidates) == 6
+    np.testing.assert_allclose(candidates[0], kept, rtol=1e-6)
+    assert len({c.tobytes() for c in candidates}) == 6
+    # A pure function of the saved search: a resumed round plays the same controllers.
+    for a, b in zip(candidates, round_candidates(ctx), strict=True):
+        np.testing.assert_array_equal(a, b)

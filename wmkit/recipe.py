@@ -163,6 +163,14 @@ class IterateConfig(Options):
     episodes: int = Field(
         200, ge=1, description="Real episodes each further round plays with the last agent."
     )
+    candidates: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Controllers each further round plays, taking turns by episode: the one the last "
+            "round kept, then draws from the optimizer's search distribution around it."
+        ),
+    )
     memory_epochs: int = Field(
         10, ge=1, description="M epochs per further round, on all the data so far."
     )

@@ -45,11 +45,15 @@ def collect_one(task: tuple[int, int]) -> ShardInfo:
     return _record(ctx, index, random_policy(ctx, seed), seed)
 
 
-def play_one(task: tuple[int, int]) -> ShardInfo:
-    """Worker task: the same with the run's trained agent (V, M and C from its checkpoints)."""
-    index, seed = task
+def play_one(task: tuple[int, int, np.ndarray | None]) -> ShardInfo:
+    """Worker task: the same with the run's trained agent (V, M and C from its checkpoints),
+    its controller given ``params`` where they are not None."""
+    index, seed, params = task
     ctx = context()
-    return _record(ctx, index, AgentPolicy(ctx.agent()), seed)
+    agent = ctx.agent()
+    if params is not None:
+        agent.controller.set_params(params)
+    return _record(ctx, index, AgentPolicy(agent), seed)
 
 
 def _record(ctx: WorkerContext, index: int, policy: Policy, seed: int) -> ShardInfo:
@@ -61,12 +65,21 @@ def _record(ctx: WorkerContext, index: int, policy: Policy, seed: int) -> ShardI
 
 
 def collect_episodes(
-    ctx: StageContext, indices: range, task: Callable[[tuple[int, int]], ShardInfo], label: str
+    ctx: StageContext,
+    indices: range,
+    task: Callable[[tuple], ShardInfo],
+    label: str,
+    extra: Callable[[int], tuple] = lambda i: (),
 ) -> dict:
     """Play and store the episodes ``indices`` not yet in the manifest, each seeded by its
-    index; returns their count, frames and mean stored return."""
+    index (``task`` gets ``(index, seed, *extra(index))``); returns their count, frames and
+    mean stored return."""
     store = RolloutStore(ctx.run.rollouts)
-    todo = [(i, derive_seed(ctx.recipe.seed, "collect", i)) for i in indices if not store.has(i)]
+    todo = [
+        (i, derive_seed(ctx.recipe.seed, "collect", i), *extra(i))
+        for i in indices
+        if not store.has(i)
+    ]
     bar = ctx.progress.add_task(
         label, total=len(indices), completed=len(indices) - len(todo), info=""
     )

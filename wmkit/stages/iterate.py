@@ -18,12 +18,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import numpy as np
+
+from wmkit import checkpoint
+from wmkit.components import build_optimizer
 from wmkit.recipe import Recipe
 from wmkit.stages.base import StageContext
 from wmkit.stages.collect import collect_episodes, play_one
 from wmkit.stages.encode import encode_dataset
 from wmkit.stages.fit_controller import fit_controller
 from wmkit.stages.fit_memory import fit_memory
+from wmkit.store import RolloutStore
 
 Stage = Callable[[StageContext], dict[str, Any]]
 
@@ -42,10 +47,42 @@ def episode_round(recipe: Recipe, episode: int) -> int:
     return 1 if episode < first else 2 + (episode - first) // recipe.iterate.episodes
 
 
+def round_candidates(ctx: StageContext) -> list[np.ndarray]:
+    """The controllers a round plays: the one the last round kept, then
+    ``iterate.candidates - 1`` draws from the optimizer's search distribution as it stands.
+
+    The draws show M the neighbourhood the search will move into next, not only the point
+    it kept. They are a pure function of the saved search state (the next generation's
+    ``ask``, never told), so a resumed round plays the same ones.
+    """
+    state, _ = checkpoint.load_tensors(ctx.run.checkpoints / "optimizer_state")
+    x0 = np.asarray(state["x0"], dtype=float)
+    optimizer = build_optimizer(ctx.recipe, ctx.registry, x0, 0)
+    optimizer.load_state_dict(state)
+    candidates = [optimizer.result()[0]]
+    while len(candidates) < ctx.recipe.iterate.candidates:
+        candidates += optimizer.ask()
+    return candidates[: ctx.recipe.iterate.candidates]
+
+
 def collect_round(ctx: StageContext, round_: int) -> dict:
-    """Play the agent that the last round left in the checkpoints, recording as collect does."""
+    """Play the last round's agent (and draws around it), recording as collect does; the
+    round's ``i``-th episode plays candidate ``i % iterate.candidates``."""
     label = f"collect (round {round_} agent)"
-    return collect_episodes(ctx, round_episodes(ctx.recipe, round_), play_one, label)
+    indices = round_episodes(ctx.recipe, round_)
+    candidates = round_candidates(ctx)
+
+    def params(i: int) -> tuple[np.ndarray]:
+        return (candidates[(i - indices.start) % len(candidates)],)
+
+    summary = collect_episodes(ctx, indices, play_one, label, params)
+    kept = RolloutStore(ctx.run.rollouts).infos()
+    returns = [
+        info.total_return
+        for info in kept
+        if info.episode in indices and (info.episode - indices.start) % len(candidates) == 0
+    ]
+    return {**summary, "kept_mean_return": float(np.mean(returns))}
 
 
 def fit_memory_round(ctx: StageContext, round_: int) -> dict:
