@@ -55,9 +55,10 @@ def round_candidates(ctx: StageContext) -> list[np.ndarray]:
     it kept. They are a pure function of the saved search state (the next generation's
     ``ask``, never told), so a resumed round plays the same ones.
     """
+    kept, _ = checkpoint.load_tensors(ctx.run.checkpoints / "controller")
     state, _ = checkpoint.load_tensors(ctx.run.checkpoints / "optimizer_state")
-    x0 = np.asarray(state["x0"], dtype=float)
-    optimizer = build_optimizer(ctx.recipe, ctx.registry, x0, 0)
+    # x0 and seed only size the optimizer: its saved state replaces both.
+    optimizer = build_optimizer(ctx.recipe, ctx.registry, np.asarray(kept["params"], float), 0)
     optimizer.load_state_dict(state)
     candidates = [optimizer.result()[0]]
     while len(candidates) < ctx.recipe.iterate.candidates:
@@ -76,10 +77,9 @@ def collect_round(ctx: StageContext, round_: int) -> dict:
         return (candidates[(i - indices.start) % len(candidates)],)
 
     summary = collect_episodes(ctx, indices, play_one, label, params)
-    kept = RolloutStore(ctx.run.rollouts).infos()
     returns = [
         info.total_return
-        for info in kept
+        for info in RolloutStore(ctx.run.rollouts).infos()
         if info.episode in indices and (info.episode - indices.start) % len(candidates) == 0
     ]
     return {**summary, "kept_mean_return": float(np.mean(returns))}
