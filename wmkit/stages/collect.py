@@ -45,14 +45,13 @@ def collect_one(task: tuple[int, int]) -> ShardInfo:
     return _record(ctx, index, random_policy(ctx, seed), seed)
 
 
-def play_one(task: tuple[int, int, np.ndarray | None]) -> ShardInfo:
-    """Worker task: the same with the run's trained agent (V, M and C from its checkpoints),
-    its controller given ``params`` where they are not None."""
+def play_one(task: tuple[int, int, np.ndarray]) -> ShardInfo:
+    """Worker task: the same with the run's trained V and M (from its checkpoints) and a
+    controller with the task's ``params``."""
     index, seed, params = task
     ctx = context()
     agent = ctx.agent()
-    if params is not None:
-        agent.controller.set_params(params)
+    agent.controller.set_params(params)
     return _record(ctx, index, AgentPolicy(agent), seed)
 
 

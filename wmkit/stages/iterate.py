@@ -73,14 +73,14 @@ def collect_round(ctx: StageContext, round_: int) -> dict:
     indices = round_episodes(ctx.recipe, round_)
     candidates = round_candidates(ctx)
 
-    def params(i: int) -> tuple[np.ndarray]:
-        return (candidates[(i - indices.start) % len(candidates)],)
+    def turn(i: int) -> int:
+        return (i - indices.start) % len(candidates)
 
-    summary = collect_episodes(ctx, indices, play_one, label, params)
+    summary = collect_episodes(ctx, indices, play_one, label, lambda i: (candidates[turn(i)],))
     returns = [
         info.total_return
         for info in RolloutStore(ctx.run.rollouts).infos()
-        if info.episode in indices and (info.episode - indices.start) % len(candidates) == 0
+        if info.episode in indices and turn(info.episode) == 0
     ]
     return {**summary, "kept_mean_return": float(np.mean(returns))}
 
