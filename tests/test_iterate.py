@@ -16,6 +16,7 @@ from wmkit import checkpoint
 from wmkit.cli import app
 from wmkit.plugins import get_registry
 from wmkit.recipe import load_recipe
+from wmkit.stages import fit_controller as fit_controller_module
 from wmkit.stages.collect import play_one
 from wmkit.stages.iterate import round_candidates
 from wmkit.store import RolloutStore
@@ -40,9 +41,19 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
         "candidates": 2,
         "memory_epochs": 2,
         "generations": 1,
+        "rollouts_per_candidate": 3,
     }
     fast_recipe.write_text(yaml.safe_dump(data))
     flag = guard_env_during(monkeypatch, "fit_controller", "fit_controller_round2")
+    # Dreams per generation: population 4 x 1 in round 1, x 3 in round 2.
+    batches = []
+    dream = fit_controller_module.dream_rollout
+
+    def counted(memory, controller, z0, *args):
+        batches.append(len(z0))
+        return dream(memory, controller, z0, *args)
+
+    monkeypatch.setattr(fit_controller_module, "dream_rollout", counted)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", str(fast_recipe), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -64,6 +75,7 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     gens = rows(out / "metrics" / "fit_controller.jsonl")
     assert [r["step"] for r in gens] == [0, 1, 2]
     assert all(r["env_steps"] == 0 and r["dream_steps"] > 0 for r in gens)
+    assert batches == [4, 4, 12]
     meta = checkpoint.load_tensors(out / "checkpoints" / "controller")[1]
     assert meta["generation"] == 3
 

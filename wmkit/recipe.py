@@ -182,6 +182,15 @@ class IterateConfig(Options):
             "in the new dream; null uses optimizer.generations."
         ),
     )
+    rollouts_per_candidate: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Episodes (dreams) per candidate in further rounds' optimizer generations; null "
+            "uses optimizer.rollouts_per_candidate. Later rounds' dreams rate candidates "
+            "close together, so more of them make each comparison less noisy."
+        ),
+    )
 
 
 class ComponentBlock(BaseModel):

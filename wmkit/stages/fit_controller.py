@@ -54,14 +54,13 @@ def fitness_rollout(task: tuple[np.ndarray, int]) -> tuple[float, int]:
     return ep.total_return, ep.steps
 
 
-def real_scorer(ctx: StageContext, executor) -> Scorer:
-    options = ctx.recipe.optimizer.options
+def real_scorer(ctx: StageContext, executor, rollouts: int | None = None) -> Scorer:
+    """Scores a generation by real episodes, ``rollouts`` per candidate
+    (``optimizer.rollouts_per_candidate`` unless given)."""
+    k = rollouts or ctx.recipe.optimizer.options.rollouts_per_candidate
 
     def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, dict[str, int]]:
-        seeds = [
-            derive_seed(ctx.recipe.seed, "fitness", gen, j)
-            for j in range(options.rollouts_per_candidate)
-        ]
+        seeds = [derive_seed(ctx.recipe.seed, "fitness", gen, j) for j in range(k)]
         tasks = [(x, s) for x in solutions for s in seeds]
         returns = np.zeros(len(tasks))
         steps = 0
@@ -106,13 +105,15 @@ def dream_scorer(
     controller: Controller,
     temperature: float,
     salt: str = "dream",
+    rollouts: int | None = None,
 ) -> Scorer:
-    """Scores a generation entirely in M's dream, as one batch."""
+    """Scores a generation entirely in M's dream, as one batch, ``rollouts`` dreams per
+    candidate (``optimizer.rollouts_per_candidate`` unless given)."""
     options, cfg = ctx.recipe.optimizer.options, ctx.recipe.dream
+    k = rollouts or options.rollouts_per_candidate
     pool = start_latents(ctx, ctx.device)
 
     def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, dict[str, int]]:
-        k = options.rollouts_per_candidate
         gen_rng = torch.Generator(device=ctx.device)
         gen_rng.manual_seed(derive_seed(ctx.recipe.seed, salt, gen))
         # Every candidate meets the same k start latents: fairer comparisons.
@@ -233,21 +234,26 @@ def trained_memory_and_controller(ctx: StageContext) -> tuple[Memory, Controller
     return memory, controller
 
 
-def fit_controller(ctx: StageContext, generations: int | None = None) -> dict:
+def fit_controller(
+    ctx: StageContext, generations: int | None = None, rollouts: int | None = None
+) -> dict:
     """Evolve C until ``generations`` generations in all (``optimizer.generations`` unless
-    given; later rounds of ``iterate`` go on from the last round's search)."""
+    given; later rounds of ``iterate`` go on from the last round's search), scoring each
+    candidate by ``rollouts`` episodes (``optimizer.rollouts_per_candidate`` unless given)."""
     memory, controller = trained_memory_and_controller(ctx)
     if ctx.recipe.optimizer.options.train_in == "dream":
         if isinstance(controller, torch.nn.Module):
             controller.to(ctx.device)  # the dream runs where M is
-        score = dream_scorer(ctx, memory, controller, ctx.recipe.dream.temperature)
+        score = dream_scorer(
+            ctx, memory, controller, ctx.recipe.dream.temperature, rollouts=rollouts
+        )
         label = "fit controller (dream)"
         return evolve(
             ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
         )
     executor = ctx.executor()
     try:
-        score = real_scorer(ctx, executor)
+        score = real_scorer(ctx, executor, rollouts)
         label = "fit controller"
         return evolve(
             ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations

@@ -95,7 +95,9 @@ def fit_controller_round(ctx: StageContext, round_: int) -> dict:
     """The optimizer's search goes on, in the dream of this round's M."""
     first = ctx.recipe.optimizer.options.generations
     more = ctx.recipe.iterate.generations or first
-    return fit_controller(ctx, generations=first + (round_ - 1) * more)
+    return fit_controller(
+        ctx, first + (round_ - 1) * more, ctx.recipe.iterate.rollouts_per_candidate
+    )
 
 
 def round_stages(recipe: Recipe) -> list[tuple[str, Stage]]:
