@@ -138,3 +138,29 @@ def test_round_candidates_are_the_kept_controller_then_draws_of_the_search(fast_
     # A pure function of the saved search: a resumed round plays the same controllers.
     for a, b in zip(candidates, round_candidates(ctx), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_real_scorer_plays_rollouts_per_candidate_on_shared_seeds(fast_recipe):
+    # The train_in: real path of ``iterate.rollouts_per_candidate``: each candidate plays
+    # ``rollouts`` real episodes on the generation's seeds, and its fitness is their mean.
+    recipe = load_recipe(fast_recipe, ["optimizer.rollouts_per_candidate=2"])
+    ctx = SimpleNamespace(recipe=recipe)
+
+    class Executor:
+        tasks: list = []
+
+        def map(self, fn, tasks):
+            assert fn is fit_controller_module.fitness_rollout
+            Executor.tasks = list(tasks)
+            for i, (params, seed) in enumerate(Executor.tasks):
+                yield i, (float(params[0]) + seed % 10, 5)
+
+    solutions = [np.array([100.0]), np.array([200.0])]
+    for rollouts, k in [(3, 3), (None, 2)]:
+        score = fit_controller_module.real_scorer(ctx, Executor(), rollouts)
+        fitness, counts = score(solutions, 4)
+        seeds = [s for _, s in Executor.tasks]
+        assert len(seeds) == 2 * k and seeds[:k] == seeds[k:] and len(set(seeds)) == k
+        mean_noise = np.mean([s % 10 for s in seeds[:k]])
+        np.testing.assert_allclose(fitness, [100 + mean_noise, 200 + mean_noise])
+        assert counts == {"env_steps": 5 * 2 * k, "dream_steps": 0}
