@@ -147,19 +147,17 @@ def test_the_real_scorer_plays_rollouts_per_candidate_on_shared_seeds(fast_recip
     ctx = SimpleNamespace(recipe=recipe)
 
     class Executor:
-        tasks: list = []
-
         def map(self, fn, tasks):
             assert fn is fit_controller_module.fitness_rollout
-            Executor.tasks = list(tasks)
-            for i, (params, seed) in enumerate(Executor.tasks):
+            self.tasks = list(tasks)
+            for i, (params, seed) in enumerate(self.tasks):
                 yield i, (float(params[0]) + seed % 10, 5)
 
     solutions = [np.array([100.0]), np.array([200.0])]
     for rollouts, k in [(3, 3), (None, 2)]:
-        score = fit_controller_module.real_scorer(ctx, Executor(), rollouts)
-        fitness, counts = score(solutions, 4)
-        seeds = [s for _, s in Executor.tasks]
+        executor = Executor()
+        fitness, counts = fit_controller_module.real_scorer(ctx, executor, rollouts)(solutions, 4)
+        seeds = [s for _, s in executor.tasks]
         assert len(seeds) == 2 * k and seeds[:k] == seeds[k:] and len(set(seeds)) == k
         mean_noise = np.mean([s % 10 for s in seeds[:k]])
         np.testing.assert_allclose(fitness, [100 + mean_noise, 200 + mean_noise])
