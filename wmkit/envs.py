@@ -53,6 +53,8 @@ class EnvSpec:
 
 def make_env(config: EnvConfig, registry: Registry | None = None) -> FrameWrapper:
     """Build the recipe's environment, registering a plugin's id with gymnasium on first use."""
+    if registry is not None and ("env", config.id) in registry.clashes:
+        raise registry.clash_error("env", config.id)
     if registry is not None and config.id in registry.envs and config.id not in gymnasium.registry:
         entry = registry.envs[config.id]
         gymnasium.register(

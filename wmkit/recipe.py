@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from wmkit.errors import UnknownComponentError, WmkitError
+from wmkit.errors import WmkitError
 from wmkit.protocols import Options
 from wmkit.registry import Registry
 
@@ -365,7 +365,7 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
         name = raw.pop("name", default)
         try:
             cls = registry.get(role, name)
-        except UnknownComponentError as exc:
+        except WmkitError as exc:  # unknown, or claimed by two plugins
             problems.append((f"{role}.name", str(exc), _MISSING))
             continue
         try:
@@ -382,7 +382,9 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
         problems.extend(_problems(exc))
     env = data.get("env")
     env_id = env.get("id") if isinstance(env, dict) else None
-    if isinstance(env_id, str) and env_id not in (ids := _known_env_ids(registry)):
+    if isinstance(env_id, str) and ("env", env_id) in registry.clashes:
+        problems.append(("env.id", str(registry.clash_error("env", env_id)), _MISSING))
+    elif isinstance(env_id, str) and env_id not in (ids := _known_env_ids(registry)):
         close = sorted(i for i in ids if env_id.split("-")[0].lower() in i.lower())
         hint = f"; did you mean one of: {', '.join(close[:5])}" if close else ""
         problems.append(("env.id", f"unknown environment{hint}", env_id))
