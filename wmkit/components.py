@@ -10,6 +10,7 @@ import torch
 
 from wmkit import checkpoint
 from wmkit.envs import EnvSpec
+from wmkit.errors import WmkitError
 from wmkit.protocols import Controller, Memory, Optimizer, Vision
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
@@ -20,32 +21,57 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        from wmkit.errors import WmkitError
-
         raise WmkitError("device: 'cuda' was asked for but no CUDA device is available")
     return torch.device(device)
 
 
+def construct(registry: Registry, role: str, name: str, *args: Any) -> Any:
+    """Build the component ``name`` of ``role``. A constructor that rejects its arguments
+    ends the command with one line naming the role, the component, its plugin and the
+    message; a ``WmkitError`` it raises is shown as it is."""
+    cls = registry.get(role, name)
+    try:
+        return cls(*args)
+    except WmkitError:
+        raise
+    except Exception as exc:
+        plugin = registry.origins.get((role, name), "?")
+        message = " ".join(str(exc).split())
+        raise WmkitError(
+            f"{role} {name!r} (plugin {plugin!r}) cannot be built: {type(exc).__name__}: {message}"
+        ) from exc
+
+
 def build_vision(recipe: Recipe, registry: Registry, spec: EnvSpec) -> Vision:
-    cls = registry.get("vision", recipe.vision.name)
-    return cls(recipe.vision.options, spec.frame_shape)
+    return construct(
+        registry, "vision", recipe.vision.name, recipe.vision.options, spec.frame_shape
+    )
 
 
 def build_memory(recipe: Recipe, registry: Registry, latent_dim: int, spec: EnvSpec) -> Memory:
-    cls = registry.get("memory", recipe.memory.name)
-    return cls(recipe.memory.options, latent_dim, spec.action_dim)
+    block = recipe.memory
+    return construct(registry, "memory", block.name, block.options, latent_dim, spec.action_dim)
 
 
 def build_controller(
     recipe: Recipe, registry: Registry, input_dim: int, spec: EnvSpec
 ) -> Controller:
-    cls = registry.get("controller", recipe.controller.name)
-    return cls(recipe.controller.options, input_dim, spec.action_low, spec.action_high)
+    block = recipe.controller
+    return construct(
+        registry,
+        "controller",
+        block.name,
+        block.options,
+        input_dim,
+        spec.action_low,
+        spec.action_high,
+    )
 
 
 def build_optimizer(recipe: Recipe, registry: Registry, x0: np.ndarray, seed: int) -> Optimizer:
-    cls = registry.get("optimizer", recipe.optimizer.name)
-    return cls(recipe.optimizer.options, x0, seed)
+    return construct(
+        registry, "optimizer", recipe.optimizer.name, recipe.optimizer.options, x0, seed
+    )
 
 
 def checkpoint_meta(recipe: Recipe, role: str, **extra: Any) -> dict[str, Any]:

@@ -77,28 +77,17 @@ def stages_for(recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[
     return STAGES[:cut] + round_stages(recipe) + STAGES[cut:]
 
 
-def make_context(
-    recipe: Recipe, registry: Registry, run: RunDir, device: str | None = None, progress: Any = None
-) -> StageContext:
+def make_context(recipe: Recipe, registry: Registry, run: RunDir) -> StageContext:
     env = make_env(recipe.env, registry)
     spec = env_spec(env)
     env.close()
-    return StageContext(
-        recipe,
-        registry,
-        run,
-        resolve_device(device or recipe.device),
-        spec,
-        progress or make_progress(),
-    )
+    return StageContext(recipe, registry, run, resolve_device(recipe.device), spec, make_progress())
 
 
-def run_pipeline(
-    recipe: Recipe, registry: Registry, out: Path, device: str | None = None
-) -> dict[str, Any]:
+def run_pipeline(recipe: Recipe, registry: Registry, out: Path) -> dict[str, Any]:
     """Run every stage not yet complete in ``out``; returns the stages' summaries."""
     run = RunDir(out)
-    ctx = make_context(recipe, registry, run, device)
+    ctx = make_context(recipe, registry, run)
     preflight(ctx)
     run.init(recipe)
     handler = logging.FileHandler(run.root / "wmkit.log")
@@ -146,7 +135,9 @@ def _complete(run, name: str, recipe: Recipe) -> bool:
 
 def preflight(ctx: StageContext) -> None:
     """Build every component once, untrained, before any long work: a recipe whose parts do
-    not fit together (frame size, action dimensions...) fails now, not after V has trained."""
+    not fit together (frame size, action dimensions...) fails now, not after V has trained.
+    ``wmkit validate`` runs it too. A constructor's exception is one line naming the role,
+    the component and its plugin (``components.construct``)."""
     from wmkit.components import (
         build_controller,
         build_memory,
