@@ -167,7 +167,9 @@ class Vision(TrainedModule, Protocol):
     latent_dim: int
 
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the latent mean and log-variance, each [B, latent_dim]."""
+        """Return the latent mean and log-variance, each [B, latent_dim]. M trains on
+        samples ``mu + exp(logvar / 2) * eps``; the agent acts on ``mu``. A deterministic
+        vision returns a very low log-variance (e.g. -30), not zeros (docs/plugins.md)."""
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Return frames in [0, 1], [B, C, H, W], for latents [B, latent_dim]."""
