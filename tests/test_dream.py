@@ -199,3 +199,25 @@ def test_temperature_sweep_writes_a_table_and_dream_command_writes_video(dream_r
     assert (tmp_path / "dream_strip.png").exists()
     bad = CliRunner().invoke(app, ["dream", "--checkpoint", str(out), "--out", "x.avi"])
     assert bad.exit_code == 2 and "must end in .gif or .mp4" in bad.output
+
+
+def test_the_sweep_plot_is_written_atomically(tmp_path, monkeypatch):
+    import types
+
+    import wmkit.plots
+    from wmkit.rundir import RunDir
+    from wmkit.stages.sweep import write_table
+
+    written = []
+
+    def recording(path, data):
+        written.append(path)
+        real(path, data)
+
+    real = wmkit.plots.atomic_write_bytes
+    monkeypatch.setattr(wmkit.plots, "atomic_write_bytes", recording)
+    score = {"mean": 1.0, "std": 0.5, "episodes": 2}
+    rows = [{"temperature": t, "dream": score, "real": score} for t in (0.5, 1.0)]
+    write_table(types.SimpleNamespace(run=RunDir(tmp_path)), rows)
+    assert written == [tmp_path / "plots" / "temperature_sweep.png"]
+    assert (tmp_path / "plots" / "temperature_sweep.png").read_bytes()[:4] == b"\x89PNG"

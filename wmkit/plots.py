@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 from wmkit.fileio import atomic_write_bytes  # noqa: E402
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG through an atomic write, and close it."""
     import io
 
     buf = io.BytesIO()
@@ -37,7 +38,7 @@ def plot_curves(
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_fitness(rows: list[dict[str, Any]], path: Path, title: str = "CMA-ES fitness") -> None:
@@ -52,7 +53,7 @@ def plot_fitness(rows: list[dict[str, Any]], path: Path, title: str = "CMA-ES fi
     ax.set_ylabel("return")
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def image_grid(rows: list[np.ndarray], labels: list[str], path: Path, title: str) -> None:
@@ -68,4 +69,4 @@ def image_grid(rows: list[np.ndarray], labels: list[str], path: Path, title: str
             if c == 0:
                 ax.set_ylabel(label)
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -19,6 +19,7 @@ import torch  # noqa: E402
 
 from wmkit.components import load_component  # noqa: E402
 from wmkit.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from wmkit.plots import save_figure  # noqa: E402
 from wmkit.stages.base import StageContext  # noqa: E402
 from wmkit.stages.evaluate import dream_score, evaluate  # noqa: E402
 from wmkit.stages.fit_controller import (  # noqa: E402
@@ -116,6 +117,4 @@ def write_table(ctx: StageContext, rows: list[dict]) -> None:
     ax.set_title("Trained in the dream at tau: dream vs real")
     ax.grid(alpha=0.3)
     ax.legend()
-    ctx.run.plots.mkdir(parents=True, exist_ok=True)
-    fig.savefig(ctx.run.plots / "temperature_sweep.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, ctx.run.plots / "temperature_sweep.png")
