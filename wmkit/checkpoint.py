@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
@@ -121,10 +120,3 @@ def load_tensors(stem: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except SafetensorError as exc:
         raise WmkitError(f"{weights}: unreadable checkpoint ({exc})") from None
     return tensors, meta
-
-
-def to_numpy_state(state: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {
-        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-        for k, v in state.items()
-    }

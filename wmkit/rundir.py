@@ -62,9 +62,6 @@ class RunDir:
             return {}
         return json.loads(self.stages_path.read_text())
 
-    def is_done(self, stage: str) -> bool:
-        return stage in self.stages()
-
     def unmark(self, stage: str) -> None:
         """Make the next ``wmkit run`` do ``stage`` again (it resumes from what is kept)."""
         stages = self.stages()

@@ -6,7 +6,7 @@ through the same plugin registry, so a third-party component works in workers un
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ class WorkerContext:
     controller_stem: Path | None = None
     _env: FrameWrapper | None = None
     _agent: Agent | None = None
-    cache: dict[str, Any] = field(default_factory=dict)
 
     def env(self) -> FrameWrapper:
         if self._env is None:
