@@ -1,4 +1,7 @@
-"""Stage 1: random-policy rollouts, written as shards by the workers that play them."""
+"""Stage 1, collect: rollouts written as shards by the workers that play them. The first
+round plays the recipe's collection policy (``collect_one``: a random policy, or a freshly
+initialised V, M and C); each further round of ``iterate`` plays the last round's trained
+agent (``play_one``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Stage 6 (and ``wmkit eval``): the agent's return over many real episodes."""
+"""Scoring a controller: ``evaluate`` plays it (or the random policy) over many real
+episodes, ``dream_score`` over many dreams. The pipeline's ``evaluate`` stage (in
+``wmkit/pipeline.py``), ``wmkit eval`` and the temperature sweep use them."""
 
 from __future__ import annotations
 

@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from wmkit import checkpoint
-from wmkit.components import build_controller, build_optimizer, build_trained, save_component
+from wmkit.components import (
+    build_controller,
+    build_memory,
+    build_optimizer,
+    load_component,
+    save_component,
+)
 from wmkit.dream import dream_rollout
 from wmkit.metrics import MetricsLogger, read_metrics
 from wmkit.plots import plot_fitness
@@ -218,18 +224,18 @@ def evolve(
 
 
 def trained_memory_and_controller(ctx: StageContext) -> tuple[Memory, Controller]:
-    """M from its checkpoint on the stage's device, and a fresh C sized for [z, h]."""
-    vision, memory, _ = build_trained(
-        ctx.recipe,
-        ctx.registry,
-        ctx.spec,
-        ctx.run.checkpoints,
-        device=str(ctx.device),
-        controller=False,
-    )
+    """M from its checkpoint, in eval mode on the stage's device, and a freshly initialised C
+    sized for [z, h] (seeded by "controller-init"): a caller that wants a trained C loads its
+    weights. V is not needed: z's size is that of the encoded latents M was trained on."""
+    latents = RolloutStore(ctx.run.latents)
+    latent_dim = int(latents.load(latents.infos()[0].episode)["mu"].shape[1])
+    memory = build_memory(ctx.recipe, ctx.registry, latent_dim, ctx.spec)
+    load_component(ctx.run.checkpoints / "memory", memory, "memory")
+    if isinstance(memory, torch.nn.Module):
+        memory.to(ctx.device).eval()
     torch.manual_seed(derive_seed(ctx.recipe.seed, "controller-init"))
     controller = build_controller(
-        ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
+        ctx.recipe, ctx.registry, latent_dim + memory.feature_dim, ctx.spec
     )
     return memory, controller
 
