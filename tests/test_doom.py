@@ -10,6 +10,7 @@ import pytest
 from wmkit_doom import ENV_ID, LEFT, NO_OP, RIGHT, discrete_action
 
 from wmkit.envs import make_env
+from wmkit.errors import WmkitError
 from wmkit.plugins import get_registry
 from wmkit.recipe import EnvConfig
 
@@ -34,6 +35,12 @@ def test_the_thresholds_are_tested_without_vizdoom(monkeypatch):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
     except pytest.skip.Exception:
         pytest.fail("a module-level skip would skip the threshold test too")
+
+
+def test_without_vizdoom_the_environment_is_one_error_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vizdoom", None)
+    with pytest.raises(WmkitError, match=r"cannot make 'wmkit/DoomTakeCover-v0': .*\[doom\]"):
+        make_env(EnvConfig(id=ENV_ID), get_registry())
 
 
 def test_take_cover_gives_frames_and_one_point_per_step_until_death(tmp_path, monkeypatch):

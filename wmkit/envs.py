@@ -70,6 +70,11 @@ def make_env(config: EnvConfig, registry: Registry | None = None) -> FrameWrappe
         env = gymnasium.make(config.id, **kwargs)
     except gymnasium.error.Error as exc:
         raise WmkitError(f"env.id: cannot make {config.id!r}: {exc}") from None
+    except ImportError as exc:  # an optional dependency, such as vizdoom for Doom
+        raise WmkitError(
+            f"env.id: cannot make {config.id!r}: {exc}; install what it needs (for "
+            "Doom: pip install -e '.[doom]')"
+        ) from None
     if not isinstance(env.action_space, Box):
         raise WmkitError(
             f"env.id: {config.id!r} has a {type(env.action_space).__name__} action space; "
