@@ -26,7 +26,7 @@ from wmkit.stages.base import StageContext
 from wmkit.stages.collect import collect
 from wmkit.stages.encode import encode_dataset
 from wmkit.stages.evaluate import dream_score, evaluate
-from wmkit.stages.fit_controller import fit_controller, trained_memory_and_controller
+from wmkit.stages.fit_controller import fit_controller, trained_memory_and_fresh_controller
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
 from wmkit.stages.iterate import round_stages
@@ -39,7 +39,7 @@ log = logging.getLogger("wmkit")
 def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
     """The real score over eval.episodes, and the same controller's score in the dream."""
     result = evaluate(ctx)
-    memory, controller = trained_memory_and_controller(ctx)
+    memory, controller = trained_memory_and_fresh_controller(ctx)
     load_component(ctx.run.checkpoints / "controller", controller, "controller")
     if isinstance(controller, torch.nn.Module):
         controller.to(ctx.device)

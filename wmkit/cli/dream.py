@@ -52,8 +52,8 @@ def dream(
 
     from wmkit.checkpoint import exists as checkpoint_exists
     from wmkit.components import build_trained, resolve_device
+    from wmkit.dream_video import compose, imagine
     from wmkit.envs import env_spec, make_env
-    from wmkit.imagine import compose, imagine
     from wmkit.policies import recipe_policy
     from wmkit.video import write_strip, write_video
 

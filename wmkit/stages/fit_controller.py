@@ -223,7 +223,7 @@ def evolve(
     return {"generations": len(rows), "kept_fitness": float(best_f)}
 
 
-def trained_memory_and_controller(ctx: StageContext) -> tuple[Memory, Controller]:
+def trained_memory_and_fresh_controller(ctx: StageContext) -> tuple[Memory, Controller]:
     """M from its checkpoint, in eval mode on the stage's device, and a freshly initialised C
     sized for [z, h] (seeded by "controller-init"): a caller that wants a trained C loads its
     weights. V is not needed: z's size is that of the encoded latents M was trained on."""
@@ -246,7 +246,7 @@ def fit_controller(
     """Evolve C until ``generations`` generations in all (``optimizer.generations`` unless
     given; later rounds of ``iterate`` go on from the last round's search), scoring each
     candidate by ``rollouts`` episodes (``optimizer.rollouts_per_candidate`` unless given)."""
-    memory, controller = trained_memory_and_controller(ctx)
+    memory, controller = trained_memory_and_fresh_controller(ctx)
     if ctx.recipe.optimizer.options.train_in == "dream":
         if isinstance(controller, torch.nn.Module):
             controller.to(ctx.device)  # the dream runs where M is

@@ -25,7 +25,7 @@ from wmkit.stages.evaluate import dream_score, evaluate  # noqa: E402
 from wmkit.stages.fit_controller import (  # noqa: E402
     dream_scorer,
     evolve,
-    trained_memory_and_controller,
+    trained_memory_and_fresh_controller,
 )
 
 
@@ -65,7 +65,7 @@ def temperature_sweep(ctx: StageContext) -> dict:
             continue  # done with this budget (entries from before budgets were recorded too)
         folder = root / f"tau_{key}"
         _start_over_unless_budget(folder, generations)
-        memory, controller = trained_memory_and_controller(ctx)
+        memory, controller = trained_memory_and_fresh_controller(ctx)
         if isinstance(controller, torch.nn.Module):
             controller.to(ctx.device)
         score = dream_scorer(ctx, memory, controller, tau, salt=f"dream-{key}")
