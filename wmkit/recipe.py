@@ -55,6 +55,14 @@ class EnvConfig(Options):
     max_episode_steps: int | None = Field(
         None, ge=1, description="Episode step cap; null keeps the environment's own."
     )
+    action_repeat: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Frames each action is held for, rewards summed; the agent sees the last frame. "
+            "Step caps elsewhere (collect, eval, dream) count the agent's steps."
+        ),
+    )
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments for gymnasium.make."
     )
