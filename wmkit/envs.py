@@ -38,6 +38,35 @@ class FrameWrapper(gymnasium.ObservationWrapper):
         return preprocess_frame(observation, self.crop, self.size)
 
 
+class ActionRepeat(gymnasium.Wrapper):
+    """Hold each action for ``repeat`` frames and sum their rewards (Dreamer's action repeat).
+
+    At 50 frames a second one CarRacing frame barely moves the view, so M's one-step
+    predictions are near copies and its errors compound over hundreds of steps; an agent
+    step of several frames shows M the consequence of an action. Frames in between are
+    never seen: an environment with a ``skip_observation`` attribute is told to skip
+    rendering them (wmkit/CarRacing-v3 does), which makes a held step nearly as cheap as one.
+    """
+
+    def __init__(self, env: gymnasium.Env, repeat: int):
+        super().__init__(env)
+        self.repeat = repeat
+        self._skippable = hasattr(env.unwrapped, "skip_observation")
+
+    def step(self, action):
+        total = 0.0
+        for i in range(self.repeat):
+            if self._skippable:
+                self.env.unwrapped.skip_observation = i < self.repeat - 1
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        if self._skippable:
+            self.env.unwrapped.skip_observation = False
+        return obs, total, terminated, truncated, info
+
+
 @dataclass
 class EnvSpec:
     """What the components need to know about an environment to be built."""
@@ -80,6 +109,8 @@ def make_env(config: EnvConfig, registry: Registry | None = None) -> FrameWrappe
             f"env.id: {config.id!r} has a {type(env.action_space).__name__} action space; "
             "only continuous (Box) actions are supported so far"
         )
+    if config.action_repeat > 1:
+        env = ActionRepeat(env, config.action_repeat)
     return FrameWrapper(env, config.crop, config.frame_size)
 
 

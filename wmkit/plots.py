@@ -70,3 +70,25 @@ def image_grid(rows: list[np.ndarray], labels: list[str], path: Path, title: str
                 ax.set_ylabel(label)
     fig.suptitle(title)
     save_figure(fig, path)
+
+
+def plot_guard(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """The exploit guard's checks: rank agreement above, dream vs real returns below."""
+    gens = [r["step"] for r in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
+    top.plot(gens, [r["agreement"] for r in rows], "o-", label="pairs in order")
+    top.plot(gens, [r["correlation"] for r in rows], "s--", label="correlation")
+    top.axhline(0.5, color="grey", lw=0.8)
+    top.set_ylim(-1.05, 1.05)
+    top.set_ylabel("dream vs real ranking")
+    top.legend()
+    bottom.plot(gens, [r["favourite_dream"] for r in rows], "o-", label="dream favourite (dream)")
+    bottom.plot(gens, [r["favourite_real"] for r in rows], "s-", label="dream favourite (real)")
+    bottom.plot(gens, [r["real_mean"] for r in rows], ":", label="picked candidates (real)")
+    bottom.set_xlabel("generation")
+    bottom.set_ylabel("return")
+    bottom.legend()
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    save_figure(fig, path)

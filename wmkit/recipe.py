@@ -55,6 +55,14 @@ class EnvConfig(Options):
     max_episode_steps: int | None = Field(
         None, ge=1, description="Episode step cap; null keeps the environment's own."
     )
+    action_repeat: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Frames each action is held for, rewards summed; the agent sees the last frame. "
+            "Step caps elsewhere (collect, eval, dream) count the agent's steps."
+        ),
+    )
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments for gymnasium.make."
     )
@@ -108,6 +116,39 @@ class EvalConfig(Options):
     )
 
 
+class GuardConfig(Options):
+    """The online exploit guard: real checks of the dream's ranking while C evolves in it."""
+
+    every: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Check after every this many dream generations; 0 turns the guard off (no real "
+            "step is taken in the controller stage)."
+        ),
+    )
+    candidates: int = Field(
+        4,
+        ge=2,
+        description="Candidates of the generation played for real, spread over its dream ranking.",
+    )
+    episodes: int = Field(
+        2, ge=1, description="Real episodes per picked candidate, on seeds used nowhere else."
+    )
+    stop_below: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "Stop the search when the share of pairs the dream orders as the game does stays "
+            "below this; the controller of the last passing check is kept. null: only measure."
+        ),
+    )
+    patience: int = Field(
+        2, ge=1, description="Checks in a row below stop_below before the search stops."
+    )
+
+
 class DreamConfig(Options):
     """Rolling M forward as the environment: training C in it, and scoring C there."""
 
@@ -127,6 +168,10 @@ class DreamConfig(Options):
             "Temperatures to train a controller in the dream at, each then scored in the dream "
             "and in the real environment (the paper's Table 2); empty skips the sweep."
         ),
+    )
+    guard: GuardConfig = Field(
+        default_factory=GuardConfig,
+        description="The online exploit guard for controllers trained in the dream.",
     )
     sweep_generations: int | None = Field(
         None,

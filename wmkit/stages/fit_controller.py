@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ from wmkit.components import (
     save_component,
 )
 from wmkit.dream import dream_rollout
+from wmkit.guard import ExploitGuard
 from wmkit.metrics import MetricsLogger, read_metrics
-from wmkit.plots import plot_fitness
+from wmkit.plots import plot_fitness, plot_guard
 from wmkit.policies import AgentPolicy
 from wmkit.protocols import Controller, Memory
 from wmkit.rollout import run_episode
@@ -151,10 +153,11 @@ def evolve(
     metrics_name: str,
     label: str,
     generations: int | None = None,
+    guard: ExploitGuard | None = None,
 ) -> dict:
     """The optimizer's generations (``optimizer.generations`` unless given), checkpointed
     after each one so a restart resumes at the next generation with the optimizer's exact
-    state."""
+    state. A ``guard`` checks the dream's ranking in the real game as it goes (wmkit.guard)."""
     recipe, options = ctx.recipe, ctx.recipe.optimizer.options
     generations = generations or options.generations
     optimizer = build_optimizer(
@@ -167,10 +170,15 @@ def evolve(
         optimizer.load_state_dict(state)
         start = int(meta["generation"])
     logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, metrics_name, start - 1)
+    guard_logger, stopped = None, False
+    if guard is not None:
+        guard_name = f"{metrics_name}_guard"
+        guard_logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, guard_name, start - 1)
+        stopped = guard.replay(read_metrics(guard_logger.path))
     task = ctx.progress.add_task(label, total=generations, completed=start, info="")
     try:
         for gen in range(start, generations):
-            if optimizer.stop():
+            if stopped or optimizer.stop():
                 break
             t0 = time.time()
             solutions = optimizer.ask()
@@ -187,6 +195,11 @@ def evolve(
                 seconds=round(time.time() - t0, 3),
             )
             controller.set_params(best_x)
+            if guard is not None and guard.due(gen):
+                generation = (solutions, fitness)
+                stopped = _guard_check(
+                    ctx, guard, guard_logger, controller, ckpt_dir, gen, generation, best_f
+                )
             save_component(
                 ckpt_dir / "controller",
                 controller,
@@ -203,14 +216,18 @@ def evolve(
             )
     finally:
         logger.close()
+        if guard is not None:
+            guard_logger.close()
+            guard.close()
     rows = read_metrics(logger.path)
+    short = metrics_name.removeprefix("fit_")
     if rows:
-        plot_fitness(
-            rows,
-            ctx.run.plots / f"{metrics_name.removeprefix('fit_')}_fitness.png",
-            f"{label}: return per generation",
-        )
+        title = f"{label}: return per generation"
+        plot_fitness(rows, ctx.run.plots / f"{short}_fitness.png", title)
     best_x, best_f = optimizer.result()
+    if stopped and checkpoint.exists(ckpt_dir / "guard_controller"):
+        kept, meta = checkpoint.load_tensors(ckpt_dir / "guard_controller")
+        best_x, best_f = np.asarray(kept["params"], dtype=float), float(meta["fitness"])
     controller.set_params(best_x)
     save_component(
         ckpt_dir / "controller",
@@ -220,7 +237,43 @@ def evolve(
         generation=len(rows),
         fitness=float(best_f),
     )
-    return {"generations": len(rows), "kept_fitness": float(best_f)}
+    summary = {"generations": len(rows), "kept_fitness": float(best_f)}
+    if guard is not None:
+        checks = read_metrics(guard_logger.path)
+        if checks:
+            plot_guard(checks, ctx.run.plots / f"{short}_guard.png", f"{label}: exploit guard")
+        summary |= {
+            "guard_checks": len(checks),
+            "guard_env_steps": sum(r["env_steps"] for r in checks),
+            "guard_stopped": stopped,
+        }
+    return summary
+
+
+def _guard_check(
+    ctx: StageContext,
+    guard: ExploitGuard,
+    logger: MetricsLogger,
+    controller: Controller,
+    ckpt_dir: Path,
+    gen: int,
+    generation: tuple[list[np.ndarray], np.ndarray],
+    kept_fitness: float,
+) -> bool:
+    """One guard check after generation ``gen``: logged, the kept controller saved as
+    ``guard_controller`` when it passes; True when the search should stop."""
+    check = guard.check(*generation, gen)
+    logger.log(gen, **asdict(check))
+    if guard.passed(check):
+        save_component(
+            ckpt_dir / "guard_controller",
+            controller,
+            ctx.recipe,
+            "controller",
+            generation=gen + 1,
+            fitness=float(kept_fitness),
+        )
+    return guard.record(check)
 
 
 def trained_memory_and_fresh_controller(ctx: StageContext) -> tuple[Memory, Controller]:
@@ -240,6 +293,15 @@ def trained_memory_and_fresh_controller(ctx: StageContext) -> tuple[Memory, Cont
     return memory, controller
 
 
+def exploit_guard(ctx: StageContext) -> ExploitGuard | None:
+    """The recipe's exploit guard for a dream-trained C, or None when ``every`` is 0."""
+    cfg, options = ctx.recipe.dream, ctx.recipe.optimizer.options
+    if cfg.guard.every == 0:
+        return None
+    max_steps = options.max_steps or cfg.max_steps
+    return ExploitGuard(cfg.guard, ctx.recipe.seed, max_steps, ctx.executor, "guard")
+
+
 def fit_controller(
     ctx: StageContext, generations: int | None = None, rollouts: int | None = None
 ) -> dict:
@@ -255,7 +317,14 @@ def fit_controller(
         )
         label = "fit controller (dream)"
         return evolve(
-            ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
+            ctx,
+            controller,
+            score,
+            ctx.run.checkpoints,
+            "fit_controller",
+            label,
+            generations,
+            exploit_guard(ctx),
         )
     executor = ctx.executor()
     try:
