@@ -251,7 +251,7 @@ def fit_controller(
         return evolve(
             ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
         )
-    executor = ctx.executor()
+    executor = ctx.executor(weights=ctx.agent_weights(controller=False))
     try:
         score = real_scorer(ctx, executor, rollouts)
         label = "fit controller"
