@@ -18,13 +18,16 @@ logged as the local executor logs it and counted against the recipe's ``task_ret
   the driver, as with the local executor.
 
 A task's time counts from when it starts running, not from when it was submitted: a task
-waiting for a free CPU is not hung. Each task tells a small actor on the driver's node when
-it starts; one that has not started within ``start_timeout`` seconds counts as hung too.
+waiting for a free CPU is not hung. Each task is a Ray generator that yields twice: once
+when it starts (its process set up for the stage), then its result. One that has not
+started within ``start_timeout`` seconds counts as hung too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 import uuid
 from collections import deque
@@ -86,45 +89,30 @@ def _import_ray() -> Any:
 _stage: str | None = None
 
 
-def _run_task(
-    stage: str, setup: list, fn: Callable, index: int, attempt: int, task: Any, starts: Any
-) -> Any:
+def _run_task(stage: str, setup: list, fn: Callable, task: Any) -> Iterator[Any]:
     """Runs in a Ray worker: set the process up for ``stage`` unless it is already, say that
-    the task has started, run it. ``setup`` wraps the object reference in a list so that
-    Ray passes the reference, not the value: the value is fetched once per process."""
+    the task has started (the first item), then run it (the second). ``setup`` wraps the
+    object reference in a list so that Ray passes the reference, not the value: the value
+    is fetched once per process and stage."""
     global _stage
     if _stage != stage:
         import ray
-        import torch
 
+        # One torch thread, as in the local workers: the same speed, the same numbers.
+        os.environ["OMP_NUM_THREADS"] = "1"  # for a torch not imported yet
         initializer, initargs = ray.get(setup[0])
-        torch.set_num_threads(1)  # as in the local workers: same speed, same numbers
         if initializer is not None:
             initializer(*initargs)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
         _stage = stage
-    if starts is not None:
-        starts.started.remote(index, attempt)
-    return fn(task)
-
-
-class _Starts:
-    """An actor on the driver's node that hears which tasks (index, attempt) have started."""
-
-    def __init__(self) -> None:
-        self.new: list[tuple[int, int]] = []
-
-    def started(self, index: int, attempt: int) -> None:
-        self.new.append((index, attempt))
-
-    def drain(self) -> list[tuple[int, int]]:
-        new, self.new = self.new, []
-        return new
+    yield None
+    yield fn(task)
 
 
 @dataclass
 class _InFlight:
     index: int
-    attempt: int
     submitted: float
     started: float | None = None
 
@@ -157,14 +145,9 @@ class RayExecutor:
         self.events: list[tuple[str, int, int]] = []
         self._stage = uuid.uuid4().hex
         self._setup = ray.put((initializer, initargs))
-        self._task = ray.remote(num_cpus=options.num_cpus, max_retries=0)(_run_task)
-        self._starts = None
-        if task_timeout:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), False)
-            actor = ray.remote(num_cpus=0)(_Starts).options(scheduling_strategy=here)
-            self._starts = actor.remote()
+        self._task = ray.remote(num_cpus=options.num_cpus, max_retries=0, num_returns="streaming")(
+            _run_task
+        )
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         from ray.exceptions import RayError, RayTaskError
@@ -176,10 +159,9 @@ class RayExecutor:
         slots = self._slots()
 
         def submit(i: int) -> None:
-            ref = self._task.options(name=f"{fn.__name__}[{i}]").remote(
-                self._stage, [self._setup], fn, i, attempts[i], tasks[i], self._starts
-            )
-            pending[ref] = _InFlight(i, attempts[i], time.monotonic())
+            name = f"{fn.__name__}[{i}]"
+            run = self._task.options(name=name).remote(self._stage, [self._setup], fn, tasks[i])
+            pending[run] = _InFlight(i, time.monotonic())
 
         def fault(kind: str, i: int, why: str) -> None:
             attempts[i] += 1
@@ -195,30 +177,34 @@ class RayExecutor:
             while queue or pending:
                 while queue and len(pending) < slots:
                     submit(queue.popleft())
-                refs = list(pending)
-                ready, _ = ray.wait(refs, num_returns=1, timeout=self._poll())
+                running = list(pending)
+                ready, _ = ray.wait(running, num_returns=1, timeout=self._poll())
                 if ready:  # and whatever else is ready by now
-                    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-                self._note_starts(pending)
-                for ref in ready:
-                    entry = pending.pop(ref)
+                    ready, _ = ray.wait(running, num_returns=len(running), timeout=0)
+                for run in ready:
+                    entry = pending[run]
                     try:
-                        result = ray.get(ref)
+                        value = ray.get(next(run))
                     except RayTaskError as exc:  # the task raised: not a fault of the cluster
                         cause = getattr(exc, "cause", None)
                         raise (cause if isinstance(cause, BaseException) else exc) from exc
                     except RayError as exc:  # its worker or node died, or its result was lost
+                        del pending[run]
                         fault("crashed", entry.index, type(exc).__name__)
                         continue
-                    yield entry.index, result
-                for ref, entry in list(pending.items()):
+                    if entry.started is None:  # the first item: it has started
+                        entry.started = time.monotonic()
+                        continue
+                    del pending[run]
+                    yield entry.index, value
+                for run, entry in list(pending.items()):
                     if self._late(entry):
-                        ray.cancel(ref, force=True)
-                        del pending[ref]
+                        ray.cancel(run, force=True)
+                        del pending[run]
                         fault("hung", entry.index, "past its time limit")
         finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            for run in pending:
+                ray.cancel(run, force=True)
 
     def _slots(self) -> int:
         if self.options.max_in_flight:
@@ -228,15 +214,6 @@ class RayExecutor:
 
     def _poll(self) -> float | None:
         return min(0.25, self.task_timeout) if self.task_timeout else None
-
-    def _note_starts(self, pending: dict[Any, _InFlight]) -> None:
-        if self._starts is None:
-            return
-        started = {tuple(s) for s in self.ray.get(self._starts.drain.remote())}
-        now = time.monotonic()
-        for entry in pending.values():
-            if entry.started is None and (entry.index, entry.attempt) in started:
-                entry.started = now
 
     def _late(self, entry: _InFlight) -> bool:
         """Running past ``task_timeout``, or not started within ``start_timeout``."""
@@ -248,10 +225,7 @@ class RayExecutor:
         return now - entry.started > self.task_timeout
 
     def close(self) -> None:
-        if self._starts is not None:
-            self.ray.kill(self._starts)
-            self._starts = None
-        self._setup = None
+        self._setup = None  # the object store may drop the stage's recipe and weights
 
 
 @wmkit.hookimpl
