@@ -27,11 +27,13 @@ ROOT = Path(__file__).parents[1]
 def local_ray():
     """One Ray for the whole module: it takes seconds to start. Its workers import this
     repository's ``tests`` package, for the tasks defined in tests."""
-    ray.init(
-        num_cpus=2,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_worker_niceness", "0")  # not 15 levels below the rest of the suite
+        ray.init(
+            num_cpus=2,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        )
     yield
     ray.shutdown()
 

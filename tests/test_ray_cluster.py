@@ -25,8 +25,10 @@ from ray.cluster_utils import Cluster  # noqa: E402
 @pytest.fixture(scope="module")
 def two_nodes():
     """A head node and a second node, one CPU each, with this process as the driver."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    second = cluster.add_node(num_cpus=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_worker_niceness", "0")  # not 15 levels below the rest of the suite
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        second = cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False)
     cluster.wait_for_nodes()
     yield cluster, second
