@@ -52,6 +52,14 @@ def test_the_executor_is_chosen_in_the_recipe(write_recipe):
     assert set(get_registry().names("executor")) >= {"local", "ray"}
 
 
+def test_a_recipe_for_ray_without_ray_installed_says_how_to_install_it(write_recipe, monkeypatch):
+    import wmkit_ray
+
+    monkeypatch.setattr(wmkit_ray.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RecipeError, match=r"executor: .*pip install 'wmkit\[ray\]'"):
+        load_recipe(write_recipe(TINY), ["executor.name=ray"])
+
+
 def ray_executor(**kwargs) -> RayExecutor:
     args = {"initializer": None, "initargs": (), "task_timeout": None, "retries": 2, **kwargs}
     return RayExecutor(RayOptions(), 2, **args)

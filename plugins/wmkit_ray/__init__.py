@@ -25,6 +25,7 @@ started within ``start_timeout`` seconds counts as hung too.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import wmkit
 from wmkit.errors import WmkitError
@@ -73,6 +74,15 @@ class RayOptions(ExecutorOptions):
             "stage's recipe and weights) before it counts as hung; only with task_timeout."
         ),
     )
+
+    @model_validator(mode="after")
+    def _ray_is_installed(self) -> RayOptions:
+        # Checked with the recipe, before the run directory is touched.
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError(
+                "the ray executor needs Ray, which is not installed: pip install 'wmkit[ray]'"
+            )
+        return self
 
 
 def _import_ray() -> Any:
