@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load as tensors_from_bytes
+from safetensors.torch import save as tensors_to_bytes
 
 from wmkit import checkpoint
+from wmkit.agent import Agent
 from wmkit.envs import EnvSpec
 from wmkit.errors import WmkitError
 from wmkit.protocols import Controller, Memory, Optimizer, Vision
@@ -129,3 +133,64 @@ def build_trained(
         if checkpoint.exists(stem):
             load_component(stem, ctrl, "controller")
     return vision, memory, ctrl
+
+
+@dataclass(frozen=True)
+class AgentWeights:
+    """The weights of V and M (safetensors bytes) and C's parameters (or None: a fresh C):
+    what a stage sends its rollout workers, by value, so that they never read a checkpoint
+    and need no access to the run directory."""
+
+    vision: bytes
+    memory: bytes
+    controller: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        extra = 0 if self.controller is None else self.controller.nbytes
+        return len(self.vision) + len(self.memory) + extra
+
+
+def _state_bytes(state: dict[str, Any]) -> bytes:
+    return tensors_to_bytes({k: torch.as_tensor(v).cpu().contiguous() for k, v in state.items()})
+
+
+def agent_weights(
+    vision: Vision, memory: Memory, controller: Controller | None = None
+) -> AgentWeights:
+    """The weights of live components, as values."""
+    params = None if controller is None else np.asarray(controller.get_params(), np.float64)
+    return AgentWeights(
+        _state_bytes(vision.state_dict()), _state_bytes(memory.state_dict()), params
+    )
+
+
+def read_agent_weights(
+    ckpt_dir: Path, controller: bool = True, controller_stem: Path | None = None
+) -> AgentWeights:
+    """The weights in a run's checkpoints (checksums verified here, on the driver); C's
+    from ``controller_stem`` when given, and none when ``controller`` is false or C has no
+    checkpoint yet."""
+    vision, _ = checkpoint.load_tensors(ckpt_dir / "vision")
+    memory, _ = checkpoint.load_tensors(ckpt_dir / "memory")
+    params = None
+    stem = controller_stem or ckpt_dir / "controller"
+    if controller and checkpoint.exists(stem):
+        params = np.asarray(checkpoint.load_tensors(stem)[0]["params"], np.float64)
+    return AgentWeights(_state_bytes(vision), _state_bytes(memory), params)
+
+
+def build_agent(recipe: Recipe, registry: Registry, spec: EnvSpec, weights: AgentWeights) -> Agent:
+    """The agent of ``weights`` on the CPU, built as ``build_trained`` builds it (the same
+    components in the same order, so the same numbers)."""
+    vision = build_vision(recipe, registry, spec)
+    vision.load_state_dict(tensors_from_bytes(weights.vision))
+    memory = build_memory(recipe, registry, vision.latent_dim, spec)
+    memory.load_state_dict(tensors_from_bytes(weights.memory))
+    for m in (vision, memory):
+        if isinstance(m, torch.nn.Module):
+            m.eval()
+    controller = build_controller(recipe, registry, vision.latent_dim + memory.feature_dim, spec)
+    if weights.controller is not None:
+        controller.set_params(np.array(weights.controller))  # writable, wherever it came from
+    return Agent(vision, memory, controller)

@@ -1,9 +1,13 @@
 """One small interface for running rollouts in parallel.
 
-The stages only call ``map``; whether tasks run inline, in local worker processes or (later)
-on a cluster is the executor's business. Workers get one torch thread each: on a small
-machine, workers that keep torch's default thread count fight over the cores and run about
-15x slower together than alone.
+The stages only call ``map``; whether tasks run inline, in local worker processes or on a
+cluster is the executor's business (``wmkit.protocols.Executor``). The recipe's ``executor``
+block chooses it: ``local`` (this module, the default) or ``ray`` (plugin ``wmkit_ray``), and
+a plugin can add another with ``registry.add_executor``. Tasks get what they need as values
+(the recipe, the weights of V, M and C) and return their results as data; only the driver
+writes to the run directory. Workers get one torch thread each: on a small machine, workers
+that keep torch's default thread count fight over the cores and run about 15x slower
+together than alone.
 
 Local workers are fault tolerant: a worker that dies (segfault, OOM kill, ``os._exit``) or
 runs one task past ``task_timeout`` is replaced, and its task is retried up to ``retries``
@@ -12,7 +16,7 @@ submitted: a fresh worker's start (spawning, importing torch, loading V and M, s
 can take longer than a task on a busy machine, and is allowed ``startup_timeout``.
 A hung task is known exactly; a dead worker breaks the whole pool without saying which task
 it ran, so every task then in flight is counted one attempt. Tasks must therefore be
-repeatable, which every wmkit task is (they are seeded and write their output atomically).
+repeatable, which every wmkit task is (they are seeded by their index and write nothing).
 """
 
 from __future__ import annotations
@@ -25,23 +29,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from wmkit.errors import WmkitError
+from wmkit.hookspecs import hookimpl
+from wmkit.protocols import ExecutorOptions
 
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger("wmkit.executor")
-
-
-class Executor(Protocol):
-    """Runs ``fn`` over tasks and yields ``(index, result)`` as results arrive."""
-
-    workers: int
-
-    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]: ...
-
-    def close(self) -> None: ...
 
 
 class WorkerFailure(WmkitError):
@@ -234,3 +230,41 @@ def make_executor(
     if workers <= 1:
         return InlineExecutor(initializer, initargs)
     return ProcessExecutor(workers, initializer, initargs, task_timeout, retries)
+
+
+class LocalExecutor:
+    """Rollouts on this machine: ``workers`` spawned processes, or this process when
+    ``workers`` is 0 or 1. Its settings are the recipe's top-level ``workers``,
+    ``task_timeout`` and ``task_retries``."""
+
+    name = "local"
+
+    class Options(ExecutorOptions):
+        """No options of its own."""
+
+    def __init__(
+        self,
+        options: ExecutorOptions,
+        workers: int,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple = (),
+        task_timeout: float | None = None,
+        retries: int = 2,
+    ):
+        self.pool = make_executor(workers, initializer, initargs, task_timeout, retries)
+
+    @property
+    def events(self) -> list[tuple[str, int, int]]:
+        return getattr(self.pool, "events", [])
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
+        return self.pool.map(fn, tasks)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+@hookimpl
+def wmkit_register(registry) -> None:
+    """The local executor registers as any plugin's executor would (entry point ``local``)."""
+    registry.add_executor(LocalExecutor)

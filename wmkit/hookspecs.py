@@ -15,7 +15,8 @@ hookimpl = pluggy.HookimplMarker("wmkit")
 
 @hookspec
 def wmkit_register(registry: Registry) -> None:
-    """Add components (vision, memory, controller, optimizer) and environments to ``registry``.
+    """Add components (vision, memory, controller, optimizer), executors and environments to
+    ``registry``.
 
     Called once per plugin when the registry is built. Every implementation is called;
     return values are ignored. Adding a name that is already taken is an error.

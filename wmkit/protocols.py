@@ -16,11 +16,16 @@ Constructors are keyword-free and fixed per role, so the pipeline can build any 
 * ``Memory(options, latent_dim, action_dim)``
 * ``Controller(options, input_dim, action_low, action_high)``
 * ``Optimizer(options, x0, seed)``
+
+An ``Executor`` is registered and selected the same way, though it is no part of the agent:
+it decides where a stage's rollouts run (local processes, a Ray cluster, ...).
+
+* ``Executor(options, workers, initializer, initargs, task_timeout, retries)``
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -95,6 +100,11 @@ class OptimizerOptions(Options):
             "'dream' rolls M forward instead and never touches the environment."
         ),
     )
+
+
+class ExecutorOptions(Options):
+    """Base options for an Executor. The fields every executor honours stay at the top of the
+    recipe (``workers``, ``task_timeout``, ``task_retries``); an executor adds its own."""
 
 
 @dataclass
@@ -255,15 +265,40 @@ class Optimizer(Protocol):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
 
 
+@runtime_checkable
+class Executor(Protocol):
+    """Runs a stage's rollout tasks and yields ``(index, result)`` as results arrive.
+
+    Built once per stage with ``initializer`` and ``initargs``: ``initializer(*initargs)``
+    must have run in a process before it runs a task there. ``initargs`` are values (the
+    resolved recipe as plain data, the weights of V, M and C), never paths, and a task
+    returns its result as data: nothing is shared with the driver but what travels.
+    Every task is a pure function of its argument and ``initargs``, so a task lost with a
+    process or a machine may be run again anywhere, at most ``retries`` more times, and one
+    running past ``task_timeout`` seconds may be stopped and run again.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[ExecutorOptions]]
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Run ``fn`` on every task; yield each result with its task's index, in any order."""
+
+    def close(self) -> None:
+        """Release the processes or connections this executor holds."""
+
+
 ROLES: dict[str, type] = {
     "vision": Vision,
     "memory": Memory,
     "controller": Controller,
     "optimizer": Optimizer,
+    "executor": Executor,
 }
 ROLE_OPTIONS: dict[str, type[Options]] = {
     "vision": VisionOptions,
     "memory": MemoryOptions,
     "controller": ControllerOptions,
     "optimizer": OptimizerOptions,
+    "executor": ExecutorOptions,
 }

@@ -21,7 +21,7 @@ from wmkit.protocols import Options
 from wmkit.registry import Registry
 
 # Fields that change how fast a run goes, never what it computes.
-NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries")
+NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "executor")
 # Fields that only add work after everything else: a finished run can take a sweep later.
 ADDS_ONLY = (("dream", "sweep"), ("dream", "sweep_generations"))
 
@@ -35,11 +35,14 @@ def without_run_settings(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+# Blocks that select a registered class by name; the executor is not part of the agent, but
+# it is chosen, validated and extended the same way.
 DEFAULT_COMPONENTS = {
     "vision": "conv_vae",
     "memory": "mdn_rnn",
     "controller": "linear",
     "optimizer": "cmaes",
+    "executor": "local",
 }
 
 
@@ -283,6 +286,9 @@ class Recipe(Options):
     memory: ComponentBlock = Field(description="M: the predictive recurrent model.")
     controller: ComponentBlock = Field(description="C: the policy on [z, h].")
     optimizer: ComponentBlock = Field(description="Searches C's parameters.")
+    executor: ComponentBlock = Field(
+        description="Where rollouts run: local processes, or a Ray cluster (executor.name=ray)."
+    )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Final evaluation.")
     dream: DreamConfig = Field(default_factory=DreamConfig, description="Dreams in M.")
     iterate: IterateConfig = Field(

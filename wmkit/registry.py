@@ -54,6 +54,11 @@ class Registry:
     def add_optimizer(self, cls: type) -> None:
         self._add("optimizer", cls)
 
+    def add_executor(self, cls: type) -> None:
+        """Where rollouts run (``local`` processes, a ``ray`` cluster...): selectable by
+        ``cls.name`` in a recipe's ``executor`` block."""
+        self._add("executor", cls)
+
     def add_env(
         self,
         id: str,

@@ -1,8 +1,9 @@
 """Episodes on disk: one compressed ``.npz`` shard per episode plus a ``manifest.json``.
 
-Shards are written by the worker that produced them; only the manifest is written by the
-main process. Readers stream a few shards at a time, so training memory is bounded by
-``shards_in_memory``, not by the size of the dataset.
+Workers return an episode's arrays; the driver (the process running the stages) writes
+both the shards and the manifest, so workers need no access to the run directory. Readers
+stream a few shards at a time, so training memory is bounded by ``shards_in_memory``, not by
+the size of the dataset.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class RolloutStore:
                 ) from None
 
     def write_episode(self, episode: int, arrays: dict[str, np.ndarray]) -> ShardInfo:
-        """Write one episode's arrays as a shard (safe to call from a worker process)."""
+        """Write one episode's arrays as a shard; returns its entry for ``add``."""
         data = npz_bytes(arrays)
         name = f"episode_{episode:06d}.npz"
         atomic_write_bytes(self.root / name, data)
@@ -59,7 +60,7 @@ class RolloutStore:
         return ShardInfo(episode, name, steps, total, sha256_bytes(data), len(data))
 
     def add(self, info: ShardInfo) -> None:
-        """Record a written shard in the manifest (main process only)."""
+        """Record a written shard in the manifest."""
         self._shards[info.episode] = info
         self.flush()
 

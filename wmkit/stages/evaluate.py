@@ -70,7 +70,8 @@ def evaluate(
     returns = np.zeros(episodes)
     steps = np.zeros(episodes, dtype=int)
     task = ctx.progress.add_task(f"eval {policy} (real)", total=episodes, info="")
-    executor = ctx.executor(min(ctx.recipe.num_workers(), episodes), controller_stem)
+    weights = ctx.agent_weights(controller_stem=controller_stem) if policy == "controller" else None
+    executor = ctx.executor(min(ctx.recipe.num_workers(), episodes), weights)
     try:
         tasks = [(policy, s, cfg.max_steps, False) for s in seeds]
         for i, (ret, n, _) in executor.map(eval_episode, tasks):

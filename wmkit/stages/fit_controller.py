@@ -299,7 +299,11 @@ def exploit_guard(ctx: StageContext) -> ExploitGuard | None:
     if cfg.guard.every == 0:
         return None
     max_steps = options.max_steps or cfg.max_steps
-    return ExploitGuard(cfg.guard, ctx.recipe.seed, max_steps, ctx.executor, "guard")
+
+    def executor():
+        return ctx.executor(weights=ctx.agent_weights(controller=False))
+
+    return ExploitGuard(cfg.guard, ctx.recipe.seed, max_steps, executor, "guard")
 
 
 def fit_controller(
@@ -326,7 +330,7 @@ def fit_controller(
             generations,
             exploit_guard(ctx),
         )
-    executor = ctx.executor()
+    executor = ctx.executor(weights=ctx.agent_weights(controller=False))
     try:
         score = real_scorer(ctx, executor, rollouts)
         label = "fit controller"
