@@ -141,18 +141,19 @@ def test_repair_deletes_nothing_outside_the_run(run, tmp_path):
     assert not ctrl.is_symlink()  # the link itself, inside the run, is what went
 
 
-def test_a_run_pointing_at_dev_zero_is_refused_not_read(run):
+def test_a_run_pointing_at_dev_zero_is_refused_not_read(finished, run):
     set_shard_file(run / "data" / "rollouts", 0, "/dev/zero")
     shard = run / "data" / "latents" / "episode_000001.npz"
-    shard.unlink()
-    shard.symlink_to("/dev/zero")
-    (run / "eval.json").unlink()
-    (run / "eval.json").symlink_to("/dev/zero")
+    for path in (shard, run / "eval.json", run / "recipe.yaml"):
+        path.unlink()
+        path.symlink_to("/dev/zero")
     with fails_instead_of_hanging():
         check = wmkit("verify", "--checkpoint", run)
+        resume = wmkit("run", finished.recipe, "--out", run)
     one_error(check)
     for says in ("'/dev/zero' is not a file name", f"damaged: {shard}", f"damaged: {run}/eval"):
         assert says in check.output, check.output
+    one_error(resume, "holds a different recipe")
 
 
 # 2. An untrusted run directory runs no code; `python -m wmkit` imports nothing from '.'.
@@ -542,6 +543,8 @@ def test_a_read_only_run_directory_is_one_line(finished, run, monkeypatch, comma
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
         return real_open(path, flags, *args, **kwargs)
 
+    if command[0] == "verify":  # something to repair, so that repair has to write
+        _truncate(run / "data" / "rollouts" / "episode_000001.npz", 100)
     monkeypatch.setattr(os, "open", read_only)
     if command == ["run"]:
         result = wmkit("run", finished.recipe, "--out", run)

@@ -18,7 +18,7 @@ import torch
 from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
 from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_text, json_text, sha256_bytes
+from wmkit.fileio import atomic_write_text, check_regular, json_text, sha256_bytes
 from wmkit.progress import console, make_progress
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
@@ -125,7 +125,10 @@ def _run_locked(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
             + f"\n{run.root}: run 'wmkit verify --checkpoint {run.root} --repair', then this "
             "command again"
         )
-    handler = logging.FileHandler(run.root / "wmkit.log")
+    log_path = run.root / "wmkit.log"
+    if log_path.exists() or log_path.is_symlink():
+        check_regular(log_path)  # appended to in place: never through a link
+    handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # Warnings (a worker that crashed or hung) also go to stderr, as with 'wmkit eval'.
     shown = logging.StreamHandler()

@@ -23,6 +23,7 @@ from wmkit.fileio import (
     atomic_write_text,
     disk_error,
     read_json,
+    read_regular,
 )
 from wmkit.recipe import Recipe, registry_for, resolve_recipe, without_run_settings
 
@@ -66,10 +67,10 @@ class RunDir:
     def init(self, recipe: Recipe) -> None:
         """Create the run, or check that an existing one holds the same recipe."""
         wanted = recipe.identity()
-        if self.recipe_path.exists():
+        if self.recipe_path.exists() or self.recipe_path.is_symlink():
             try:
-                have = yaml.safe_load(self.recipe_path.read_text())
-            except yaml.YAMLError:
+                have = yaml.safe_load(read_regular(self.recipe_path))
+            except (yaml.YAMLError, WmkitError):
                 have = None
             if isinstance(have, dict):
                 have = _current_identity(have, recipe.plugins)
