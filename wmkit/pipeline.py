@@ -108,15 +108,15 @@ def run_pipeline(
 
 
 def _run_locked(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
-    """The run, once this process holds its directory: finish a repair cut short, check the
-    recipe, clear what killed writes left, check that every completed stage's files are
+    """The run, once this process holds its directory: check the recipe, finish a repair
+    cut short, clear what killed writes left, check that every completed stage's files are
     there, then run the stages."""
     from wmkit.verify import find_damage, finish_repair
 
     run = ctx.run
+    run.init(recipe)
     if finish_repair(run):
         console.print(f"finished the repair of {run.root} that was cut short")
-    run.init(recipe)
     run.remove_temporary_files()
     missing = find_damage(run, deep=False)
     if missing:
