@@ -109,9 +109,30 @@ def make_env(config: EnvConfig, registry: Registry | None = None) -> FrameWrappe
             f"env.id: {config.id!r} has a {type(env.action_space).__name__} action space; "
             "only continuous (Box) actions are supported so far"
         )
+    try:
+        check_crop(config, env.observation_space)
+    except WmkitError:
+        env.close()
+        raise
     if config.action_repeat > 1:
         env = ActionRepeat(env, config.action_repeat)
     return FrameWrapper(env, config.crop, config.frame_size)
+
+
+def check_crop(config: EnvConfig, space: gymnasium.Space) -> None:
+    """A crop must leave at least one pixel of the environment's frames: cutting all of it
+    stores black frames, and cutting more wraps around through negative slicing."""
+    shape = getattr(space, "shape", None)
+    if not shape or len(shape) < 2:
+        return
+    top, bottom, left, right = config.crop
+    height, width = shape[:2]
+    if top + bottom >= height or left + right >= width:
+        raise WmkitError(
+            f"env.crop: cuts {top} + {bottom} of {height} rows and {left} + {right} of {width} "
+            f"columns of {config.id!r}'s frames; leave at least one of each "
+            f"(got {list(config.crop)})"
+        )
 
 
 def env_spec(env: FrameWrapper) -> EnvSpec:

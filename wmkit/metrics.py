@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wmkit.errors import WmkitError
+from wmkit.fileio import check_regular
 
 
 class MetricsLogger:
@@ -17,6 +18,8 @@ class MetricsLogger:
     def __init__(self, metrics_dir: Path, tb_dir: Path | None, stage: str, keep_until: int = -1):
         self.path = Path(metrics_dir) / f"{stage}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            check_regular(self.path)  # rewritten in place below: never through a link
         self.stage = stage
         rows = [r for r in read_metrics(self.path) if r.get("step", -1) <= keep_until]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -17,7 +17,8 @@ import torch
 
 from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
-from wmkit.fileio import atomic_write_json
+from wmkit.errors import WmkitError
+from wmkit.fileio import atomic_write_text, check_regular, json_text, sha256_bytes
 from wmkit.progress import console, make_progress
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
@@ -50,12 +51,14 @@ def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
         "dream": dream,
         "train_in": ctx.recipe.optimizer.options.train_in,
     }
-    atomic_write_json(ctx.run.eval_path, data)
+    text = json_text(data)
+    atomic_write_text(ctx.run.eval_path, text)
     return {
         "mean": result.mean,
         "std": result.std,
         "episodes": result.episodes,
         "dream_mean": dream["mean"],
+        "sha256": sha256_bytes(text.encode()),  # so that verify finds a damaged eval.json
     }
 
 
@@ -89,16 +92,46 @@ def run_pipeline(recipe: Recipe, registry: Registry, out: Path) -> dict[str, Any
     run = RunDir(out)
     ctx = make_context(recipe, registry, run)
     preflight(ctx)
+    with run.lock():
+        return _run_locked(ctx, recipe)
+
+
+def _run_locked(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
+    """The run, once this process holds its directory: check the recipe, finish a repair
+    cut short, clear what killed writes left, check that every completed stage's files are
+    there, then run the stages."""
+    from wmkit.verify import find_damage, finish_repair
+
+    run = ctx.run
     run.init(recipe)
-    handler = logging.FileHandler(run.root / "wmkit.log")
+    if finish_repair(run):
+        console.print(f"finished the repair of {run.root} that was cut short")
+    run.remove_temporary_files()
+    missing = find_damage(run, deep=False)
+    if missing:
+        raise WmkitError(
+            "\n".join(f"{item.path}: {item.reason}" for item in missing)
+            + f"\n{run.root}: run 'wmkit verify --checkpoint {run.root} --repair', then this "
+            "command again"
+        )
+    log_path = run.root / "wmkit.log"
+    if log_path.exists() or log_path.is_symlink():
+        check_regular(log_path)  # appended to in place: never through a link
+    handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Warnings (a worker that crashed or hung) also go to stderr, as with 'wmkit eval'.
+    shown = logging.StreamHandler()
+    shown.setLevel(logging.WARNING)
+    shown.setFormatter(logging.Formatter("warning: %(message)s"))
     log.addHandler(handler)
+    log.addHandler(shown)
     log.setLevel(logging.INFO)
     try:
         return _run_stages(ctx, recipe)
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        for h in (handler, shown):
+            log.removeHandler(h)
+            h.close()
 
 
 def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
@@ -135,22 +168,29 @@ def _complete(run, name: str, recipe: Recipe) -> bool:
 
 def preflight(ctx: StageContext) -> None:
     """Build every component once, untrained, before any long work: a recipe whose parts do
-    not fit together (frame size, action dimensions...) fails now, not after V has trained.
-    ``wmkit validate`` runs it too. A constructor's exception is one line naming the role,
-    the component and its plugin (``components.construct``)."""
+    not fit together (frame size, action dimensions...) or in memory fails now, not after V
+    has trained. ``wmkit validate`` runs it too. A constructor's exception is one line naming
+    the role, the component and its plugin (``components.construct``)."""
     from wmkit.components import (
         build_controller,
         build_memory,
         build_optimizer,
         build_vision,
     )
+    from wmkit.resources import building, check_trainable
 
-    vision = build_vision(ctx.recipe, ctx.registry, ctx.spec)
-    memory = build_memory(ctx.recipe, ctx.registry, vision.latent_dim, ctx.spec)
-    controller = build_controller(
-        ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
-    )
-    build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
+    with building("vision"):
+        vision = build_vision(ctx.recipe, ctx.registry, ctx.spec)
+    check_trainable("vision", vision)
+    with building("memory"):
+        memory = build_memory(ctx.recipe, ctx.registry, vision.latent_dim, ctx.spec)
+    check_trainable("memory", memory)
+    with building("controller"):
+        controller = build_controller(
+            ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
+        )
+    with building("optimizer"):
+        build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:

@@ -31,13 +31,26 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The largest float32: every option that reaches torch must fit in one.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Options(BaseModel):
-    """Base of every options model: unknown keys are errors, never silently ignored."""
+    """Base of every options model: unknown keys are errors, never silently ignored, and no
+    number is infinite, NaN or too large for float32 (``learning_rate: 1e300`` would pass
+    ``gt=0`` and overflow in the first Adam step)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        for x in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(x, float) and not abs(x) <= FLOAT32_MAX:  # also catches NaN
+                raise ValueError(f"must be a finite number of at most {FLOAT32_MAX:.3g}")
+        return value
 
 
 class TrainOptions(Options):

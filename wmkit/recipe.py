@@ -377,7 +377,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
                     [(".".join(parts[: i + 1]), "is not a block; cannot set a key in it", child)],
                 )
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise RecipeError(
+                "--set", [(key, f"invalid YAML value: {' '.join(problem.split())}", raw)]
+            ) from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -394,7 +400,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise WmkitError(f"{path}: cannot read recipe: {exc}") from None
     if data is None:
-        data = {}
+        raise WmkitError(
+            f"{path}: the recipe is empty; write at least its name and the blocks you change "
+            "(an empty file would run the paper's full-size defaults)"
+        )
     if not isinstance(data, dict):
         raise WmkitError(f"{path}: a recipe must be a mapping of blocks, got {type(data).__name__}")
     return data
@@ -455,14 +464,40 @@ def _known_env_ids(registry: Registry) -> set[str]:
 
 
 def load_recipe(
-    path: str | Path, overrides: list[str] | None = None, registry: Registry | None = None
+    path: str | Path,
+    overrides: list[str] | None = None,
+    registry: Registry | None = None,
+    trust_plugins: bool = True,
 ) -> Recipe:
-    """Read, override and validate a recipe file; the run name defaults to the file's stem."""
+    """Read, override and validate a recipe file; the run name defaults to the file's stem.
+
+    ``trust_plugins=False`` is for a recipe inside a run directory, which may come from
+    anywhere: its ``plugins:`` are then refused unless each is an installed plugin's module,
+    so that reading it imports (runs) nothing new."""
     path = Path(path)
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     apply_overrides(data, overrides or [], str(path))
+    if not trust_plugins:
+        refuse_untrusted_plugins(data, str(path))
     return resolve_recipe(data, registry or registry_for(data, str(path)), str(path))
+
+
+def refuse_untrusted_plugins(data: dict[str, Any], source: str) -> None:
+    """Refuse a recipe whose ``plugins:`` name modules that no installed plugin provides."""
+    from wmkit.plugins import get_plugins
+
+    modules = data.get("plugins") or []
+    if not isinstance(modules, list):
+        raise RecipeError(source, [("plugins", "must be a list of module names", modules)])
+    installed = {info.module.split(":")[0] for info in get_plugins().infos if not info.error}
+    untrusted = [m for m in modules if m not in installed]
+    if untrusted:
+        message = (
+            f"this run's recipe would import (and so run) {', '.join(map(str, untrusted))}; "
+            "pass --trust-plugins if you trust where this run directory came from"
+        )
+        raise RecipeError(source, [("plugins", message, untrusted)])
 
 
 def registry_for(data: dict[str, Any], source: str = "<recipe>") -> Registry:

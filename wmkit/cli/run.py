@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.fileio import read_json
 from wmkit.plugins import get_registry
 from wmkit.progress import console
 from wmkit.recipe import load_recipe
@@ -27,9 +28,7 @@ def run(
     resolved = load_recipe(recipe, overrides)
     out = out or Path("runs") / resolved.name
     run_pipeline(resolved, get_registry(tuple(resolved.plugins)), out)
-    import json
-
-    result = json.loads((out / "eval.json").read_text())
+    result = read_json(out / "eval.json")
     console.print(
         f"[bold green]done[/] {out}: eval over {result['episodes']} episodes "
         f"mean {result['mean']:.1f} ± {result['std']:.1f} "
