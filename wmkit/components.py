@@ -18,6 +18,7 @@ from wmkit.errors import WmkitError
 from wmkit.protocols import Controller, Memory, Optimizer, Vision
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
+from wmkit.resources import allocation_failed
 
 
 def resolve_device(device: str) -> torch.device:
@@ -39,6 +40,8 @@ def construct(registry: Registry, role: str, name: str, *args: Any) -> Any:
     except WmkitError:
         raise
     except Exception as exc:
+        if allocation_failed(exc):
+            raise  # preflight's ``building`` names it: not enough memory, not a bug
         plugin = registry.origins.get((role, name), "?")
         message = " ".join(str(exc).split())
         raise WmkitError(

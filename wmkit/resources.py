@@ -63,12 +63,19 @@ def building(role: str) -> Iterator[None]:
     """An allocation that fails while a component is built becomes one line naming it."""
     try:
         yield
-    except MemoryError as exc:
-        raise WmkitError(f"{role}: not enough memory to build it ({_first_line(exc)})") from None
-    except RuntimeError as exc:
-        if "allocate" not in str(exc) and "out of memory" not in str(exc):
+    except (MemoryError, RuntimeError) as exc:
+        if not allocation_failed(exc):
             raise
         raise WmkitError(f"{role}: not enough memory to build it ({_first_line(exc)})") from None
+
+
+def allocation_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation that failed (numpy's MemoryError, torch's
+    RuntimeError), which ``building`` reports as such rather than as a constructor's bug."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("allocate" in text or "out of memory" in text)
 
 
 def _first_line(exc: BaseException) -> str:
