@@ -15,7 +15,7 @@ from wmkit import checkpoint
 from wmkit.agent import Agent
 from wmkit.envs import EnvSpec
 from wmkit.errors import WmkitError
-from wmkit.protocols import Controller, Memory, Optimizer, Vision
+from wmkit.protocols import ROLES, Controller, Memory, Optimizer, Vision
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
 from wmkit.resources import allocation_failed
@@ -95,7 +95,7 @@ def checkpoint_meta(recipe: Recipe, role: str, **extra: Any) -> dict[str, Any]:
 
 def save_component(stem: Path, component: Any, recipe: Recipe, role: str, **extra: Any) -> None:
     """Save a torch component's weights (or a controller's flat parameters)."""
-    if role == "controller":
+    if ROLES[role].saved_as == "params":
         tensors = {"params": np.asarray(component.get_params(), dtype=np.float64)}
     else:
         tensors = dict(component.state_dict())
@@ -105,7 +105,7 @@ def save_component(stem: Path, component: Any, recipe: Recipe, role: str, **extr
 def load_component(stem: Path, component: Any, role: str) -> dict[str, Any]:
     """Load weights saved by ``save_component`` into ``component``; returns the metadata."""
     tensors, meta = checkpoint.load_tensors(stem)
-    if role == "controller":
+    if ROLES[role].saved_as == "params":
         component.set_params(tensors["params"])
     else:
         component.load_state_dict(tensors)

@@ -1,4 +1,5 @@
-"""Environments: gymnasium ids (or a plugin's) with frames cropped and resized for V."""
+"""Environments: gymnasium ids (or a plugin's) with frames cropped and resized for V, or state
+vectors as they are; a Discrete action space becomes a box of one score per action."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 import gymnasium
 import numpy as np
-from gymnasium.spaces import Box
+from gymnasium.spaces import Box, Discrete
 from PIL import Image
 
 from wmkit.errors import WmkitError
@@ -36,6 +37,42 @@ class FrameWrapper(gymnasium.ObservationWrapper):
     def observation(self, observation: np.ndarray) -> np.ndarray:
         self.raw_frame = observation
         return preprocess_frame(observation, self.crop, self.size)
+
+
+class VectorWrapper(gymnasium.ObservationWrapper):
+    """State-vector observations (a Box of shape (n,)) as float32, with no frame to show."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        n = int(env.observation_space.shape[0])
+        self.observation_space = Box(-np.inf, np.inf, (n,), np.float32)
+        self.raw_frame: np.ndarray | None = None
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.asarray(observation, dtype=np.float32)
+
+
+class OneHotActions(gymnasium.ActionWrapper):
+    """A Discrete(n) action space as the box [0, 1]^n: the agent gives a score per action and
+    the highest is taken. So every policy, controller and model of the pipeline works on
+    action vectors, whatever the environment; ``taken_action`` turns the scores into the
+    one-hot vector of the action taken, which is what episodes store."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        n = int(env.action_space.n)
+        self.start = int(env.action_space.start)
+        self.action_space = Box(0.0, 1.0, (n,), np.float32)
+
+    def action(self, action: np.ndarray) -> int:
+        return self.start + int(np.argmax(action))
+
+
+def one_hot(action: np.ndarray) -> np.ndarray:
+    """The one-hot vector of the highest score in ``action``."""
+    out = np.zeros(np.shape(action), np.float32)
+    out[int(np.argmax(action))] = 1.0
+    return out
 
 
 class ActionRepeat(gymnasium.Wrapper):
@@ -69,18 +106,33 @@ class ActionRepeat(gymnasium.Wrapper):
 
 @dataclass
 class EnvSpec:
-    """What the components need to know about an environment to be built."""
+    """What the components need to know about an environment to be built. ``obs_shape`` is
+    (channels, height, width) for frames or (n,) for state vectors; ``discrete`` says the
+    action box stands for a Discrete space (``OneHotActions``)."""
 
-    frame_shape: tuple[int, int, int]
+    obs_shape: tuple[int, ...]
     action_low: np.ndarray
     action_high: np.ndarray
+    discrete: bool = False
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """What V is built with: the shape of one observation."""
+        return self.obs_shape
+
+    @property
+    def vector_obs(self) -> bool:
+        return len(self.obs_shape) == 1
 
     @property
     def action_dim(self) -> int:
         return int(self.action_low.shape[0])
 
 
-def make_env(config: EnvConfig, registry: Registry | None = None) -> FrameWrapper:
+ModelEnv = FrameWrapper | VectorWrapper
+
+
+def make_env(config: EnvConfig, registry: Registry | None = None) -> ModelEnv:
     """Build the recipe's environment, registering a plugin's id with gymnasium on first use."""
     if registry is not None and ("env", config.id) in registry.clashes:
         raise registry.clash_error("env", config.id)
@@ -104,19 +156,36 @@ def make_env(config: EnvConfig, registry: Registry | None = None) -> FrameWrappe
             f"env.id: cannot make {config.id!r}: {exc}; install what it needs (for "
             "Doom: pip install -e '.[doom]')"
         ) from None
-    if not isinstance(env.action_space, Box):
-        raise WmkitError(
-            f"env.id: {config.id!r} has a {type(env.action_space).__name__} action space; "
-            "only continuous (Box) actions are supported so far"
-        )
     try:
+        check_spaces(config, env)
         check_crop(config, env.observation_space)
     except WmkitError:
         env.close()
         raise
+    discrete = isinstance(env.action_space, Discrete)
+    if discrete:
+        env = OneHotActions(env)
     if config.action_repeat > 1:
         env = ActionRepeat(env, config.action_repeat)
-    return FrameWrapper(env, config.crop, config.frame_size)
+    shape = env.observation_space.shape
+    wrapped = VectorWrapper(env) if len(shape) == 1 else FrameWrapper(env, config.crop, config.frame_size)
+    wrapped.discrete = discrete
+    return wrapped
+
+
+def check_spaces(config: EnvConfig, env: gymnasium.Env) -> None:
+    """Actions must be a Box or Discrete, observations RGB frames or a state vector."""
+    if not isinstance(env.action_space, (Box, Discrete)):
+        raise WmkitError(
+            f"env.id: {config.id!r} has a {type(env.action_space).__name__} action space; "
+            "only continuous (Box) and Discrete actions are supported"
+        )
+    shape = getattr(env.observation_space, "shape", None)
+    if not isinstance(env.observation_space, Box) or not shape or len(shape) not in (1, 3):
+        raise WmkitError(
+            f"env.id: {config.id!r} observes {env.observation_space}; only RGB frames "
+            "(height, width, 3) and state vectors (n,) are supported"
+        )
 
 
 def check_crop(config: EnvConfig, space: gymnasium.Space) -> None:
@@ -135,11 +204,15 @@ def check_crop(config: EnvConfig, space: gymnasium.Space) -> None:
         )
 
 
-def env_spec(env: FrameWrapper) -> EnvSpec:
+def env_spec(env: ModelEnv) -> EnvSpec:
     space = env.action_space
-    size = env.size
+    if isinstance(env, FrameWrapper):
+        shape: tuple[int, ...] = (3, env.size, env.size)
+    else:
+        shape = tuple(env.observation_space.shape)
     return EnvSpec(
-        (3, size, size),
+        shape,
         np.asarray(space.low, dtype=np.float32),
         np.asarray(space.high, dtype=np.float32),
+        getattr(env, "discrete", False),
     )

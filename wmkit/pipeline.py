@@ -20,6 +20,8 @@ from wmkit.envs import env_spec, make_env
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_text, check_regular, json_text, sha256_bytes
 from wmkit.progress import console, make_progress
+from wmkit.hookspecs import hookimpl
+from wmkit.protocols import OptimizerOptions, PipelineOptions
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
 from wmkit.rundir import RunDir
@@ -31,7 +33,6 @@ from wmkit.stages.fit_controller import fit_controller, trained_memory_and_fresh
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
 from wmkit.stages.iterate import round_stages
-from wmkit.stages.sweep import is_current as sweep_is_current
 from wmkit.stages.sweep import temperature_sweep
 
 log = logging.getLogger("wmkit")
@@ -74,10 +75,53 @@ STAGES: list[tuple[str, Callable[[StageContext], dict[str, Any]]]] = [
 
 
 def stages_for(recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[str, Any]]]]:
-    """The stages a recipe runs, in order: the single pass, the further rounds of
-    ``iterate``, then evaluate and the sweep."""
-    cut = [name for name, _ in STAGES].index("fit_controller") + 1
-    return STAGES[:cut] + round_stages(recipe) + STAGES[cut:]
+    """The stages a recipe runs, in order: those of its pipeline."""
+    return pipeline_of(recipe).stages(recipe)
+
+
+def pipeline_of(recipe: Recipe, registry: Registry | None = None) -> Any:
+    """The recipe's pipeline, built from its block."""
+    from wmkit.plugins import get_registry
+
+    registry = registry or get_registry(tuple(recipe.plugins))
+    block = recipe.pipeline
+    return registry.get("pipeline", block.name)(block.options)
+
+
+class HaPipelineOptions(PipelineOptions):
+    """The paper's pipeline has no options of its own: its blocks (``collect``, ``dream``,
+    ``iterate``...) are the recipe's core blocks."""
+
+
+class HaPipeline:
+    """The paper's line: collect -> fit V -> encode -> fit M -> fit C by an ask/tell search
+    (in the real environment or M's dream) -> evaluate, with the further rounds of
+    ``iterate`` before evaluate and the temperature sweep after it."""
+
+    name = "ha"
+    Options = HaPipelineOptions
+    roles = {
+        "vision": "conv_vae",
+        "memory": "mdn_rnn",
+        "controller": "linear",
+        "optimizer": "cmaes",
+        "executor": "local",
+    }
+
+    def __init__(self, options: HaPipelineOptions):
+        self.options = options
+
+    def stages(self, recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[str, Any]]]]:
+        cut = [name for name, _ in STAGES].index("fit_controller") + 1
+        return STAGES[:cut] + round_stages(recipe) + STAGES[cut:]
+
+    def preflight(self, ctx: StageContext) -> None:
+        ha_preflight(ctx)
+
+
+@hookimpl
+def wmkit_register(registry: Registry) -> None:
+    registry.add_pipeline(HaPipeline)
 
 
 def make_context(recipe: Recipe, registry: Registry, run: RunDir) -> StageContext:
@@ -143,7 +187,7 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
     summaries: dict[str, Any] = {}
     with ctx.progress:
         for name, stage in stages_for(recipe):
-            if _complete(run, name, recipe):
+            if _complete(run, name, stage, recipe):
                 console.print(f"  {name}: already complete, skipped")
                 continue
             started = time.time()
@@ -155,18 +199,23 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
     return summaries
 
 
-def _complete(run, name: str, recipe: Recipe) -> bool:
-    """A stage listed in stages.json is done, except a sweep whose temperatures or budget
-    have changed since: it runs again and trains only what it has not done."""
+def _complete(run, name: str, stage: Callable[..., Any], recipe: Recipe) -> bool:
+    """A stage listed in stages.json is done, unless the stage has an ``is_current(recipe,
+    record)`` that says otherwise (a sweep whose temperatures or budget have changed since:
+    it runs again and trains only what it has not done)."""
     record = run.stages().get(name)
     if record is None:
         return False
-    if name == "temperature_sweep":
-        return sweep_is_current(recipe, record)
-    return True
+    is_current = getattr(stage, "is_current", None)
+    return True if is_current is None else is_current(recipe, record)
 
 
 def preflight(ctx: StageContext) -> None:
+    """Build every component of the recipe's pipeline once, untrained, before any work."""
+    pipeline_of(ctx.recipe, ctx.registry).preflight(ctx)
+
+
+def ha_preflight(ctx: StageContext) -> None:
     """Build every component once, untrained, before any long work: a recipe whose parts do
     not fit together (frame size, action dimensions...) or in memory fails now, not after V
     has trained. ``wmkit validate`` runs it too. A constructor's exception is one line naming
@@ -188,6 +237,11 @@ def preflight(ctx: StageContext) -> None:
     with building("controller"):
         controller = build_controller(
             ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
+        )
+    if not isinstance(ctx.recipe.optimizer.options, OptimizerOptions):
+        raise WmkitError(
+            f"optimizer: {ctx.recipe.optimizer.name!r} is not an ask/tell search, which "
+            "pipeline 'ha' trains C with; choose one such as cmaes or openai_es"
         )
     with building("optimizer"):
         build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)

@@ -85,8 +85,13 @@ class ControllerOptions(Options):
     """Base options for a Controller component."""
 
 
-class OptimizerOptions(Options):
-    """Base options for an Optimizer: how candidate controllers are scored."""
+class StrategyOptions(Options):
+    """Base options of every optimizer, whatever its strategy for training C: an ask/tell
+    search (``OptimizerOptions``) or gradients in imagination (``GradientOptions``)."""
+
+
+class OptimizerOptions(StrategyOptions):
+    """Base options for an ask/tell Optimizer: how candidate controllers are scored."""
 
     generations: int = Field(100, ge=1, description="Generations (ask/tell rounds) to run.")
     population: int = Field(64, ge=2, description="Candidates asked for per generation.")
@@ -113,6 +118,24 @@ class OptimizerOptions(Options):
             "'dream' rolls M forward instead and never touches the environment."
         ),
     )
+
+
+class GradientOptions(StrategyOptions):
+    """Base options for a GradientOptimizer: C trained by gradients on imagined trajectories."""
+
+    learning_rate: float = Field(3e-5, gt=0, description="Adam learning rate of the actor.")
+
+
+class WorldModelOptions(Options):
+    """Base options for a WorldModel: it trains on batches of real sequences."""
+
+    batch_size: int = Field(16, ge=1, description="Sequences per training batch.")
+    seq_len: int = Field(64, ge=2, description="Steps per training sequence.")
+    learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate.")
+
+
+class PipelineOptions(Options):
+    """Base options for a Pipeline: the settings of its own stages."""
 
 
 class ExecutorOptions(Options):
@@ -301,17 +324,165 @@ class Executor(Protocol):
         """Release the processes or connections this executor holds."""
 
 
-ROLES: dict[str, type] = {
-    "vision": Vision,
-    "memory": Memory,
-    "controller": Controller,
-    "optimizer": Optimizer,
-    "executor": Executor,
+State = dict[str, torch.Tensor]
+"""A world model's recurrent state: named tensors, batch first, so the core can slice,
+stack and detach it without knowing what is inside."""
+
+
+@dataclass
+class ObservationBatch:
+    """Real sequences for training a WorldModel as one piece: B sequences of T steps, in the
+    order an agent meets them. At step t the agent has taken ``prev_action`` [B, T, A] (zeros
+    where ``first`` is 1), received ``reward`` [B, T] for it, and sees ``obs`` [B, T, ...]
+    (float: frames in [0, 1] as [C, H, W], or state vectors); ``cont`` [B, T] is 0 where that
+    observation ends the episode (terminated, not cut off by a step cap), and ``first`` [B, T]
+    is 1 where an episode starts, so the state is reset there. ``mask`` [B, T] is 0 on padding.
+    """
+
+    obs: torch.Tensor
+    prev_action: torch.Tensor
+    reward: torch.Tensor
+    cont: torch.Tensor
+    first: torch.Tensor
+    mask: torch.Tensor
+
+
+@runtime_checkable
+class WorldModel(TrainedModule, Protocol):
+    """V and M as one piece (an RSSM): observations in, latent states and predictions out,
+    trained jointly from real sequences. The sampled latent is part of the state, so it feeds
+    the model's own recurrence; ``imagine`` is differentiable, for gradients in the dream."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[WorldModelOptions]]
+    feature_dim: int
+
+    def initial_state(self, batch_size: int) -> State:
+        """The state before an episode's first observation, for ``batch_size`` agents."""
+
+    def observe(
+        self, state: State, prev_action: torch.Tensor, obs: torch.Tensor, first: torch.Tensor
+    ) -> State:
+        """Filter one real step: the state after taking ``prev_action`` [B, A] and then seeing
+        ``obs`` [B, ...] (as in ``ObservationBatch``); where ``first`` [B] is 1 the state
+        starts afresh."""
+
+    def imagine(self, state: State, action: torch.Tensor) -> State:
+        """One step of the learned dynamics with no observation: the next latent is sampled
+        (from torch's global generator), with gradients to ``action`` and ``state``."""
+
+    def features(self, state: State) -> torch.Tensor:
+        """What the controller sees of a state, [B, feature_dim]."""
+
+    def predict(self, state: State) -> Prediction:
+        """The reward received on reaching ``state`` and the probability that it ends the
+        episode (``done``), each [B]."""
+
+    def fit_batch(self, batch: ObservationBatch) -> tuple[dict[str, float], State]:
+        """One training step on real sequences; returns the mean of each loss term and the
+        filtered state of every real step (detached, batch [B * T]): where dreams start."""
+
+
+@runtime_checkable
+class GradientController(Controller, Protocol):
+    """A controller trained by gradients (an actor): besides ``act`` (its most likely action,
+    for evaluation), the action distribution, whose parameters carry gradients."""
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        """The action distribution for features [B, F]: ``sample()`` gives actions [B, A]
+        inside the action bounds, ``log_prob`` and ``entropy`` give [B]."""
+
+
+@runtime_checkable
+class GradientOptimizer(Protocol):
+    """Trains a GradientController on trajectories imagined by a frozen world model.
+
+    Built as ``GradientOptimizer(options, controller, feature_dim, seed)``: it updates the
+    controller in place and owns whatever else it learns (a critic)."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[GradientOptions]]
+
+    def update(self, world_model: WorldModel, start: State) -> dict[str, float]:
+        """Imagine from the states ``start`` with the controller and take one training step;
+        return the mean of each loss term. It must leave ``world_model``'s weights as they
+        were: the world model is trained on real data only."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything needed to continue training exactly (critic, optimizer moments...)."""
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """A recipe's line of stages, and which roles it fills: the paper's ``ha`` (V -> M -> C
+    by evolution) or ``online`` (a world model and an actor trained as it plays).
+
+    Built as ``Pipeline(options)``. ``roles`` maps each role its recipes fill to that role's
+    default component; a recipe block of any other role is an error."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[PipelineOptions]]
+    roles: ClassVar[dict[str, str]]
+
+    def stages(self, recipe: Any) -> list[tuple[str, Callable[[Any], dict[str, Any]]]]:
+        """The stages to run, in order, each a function of the ``StageContext``."""
+
+    def preflight(self, ctx: Any) -> None:
+        """Build every component once, untrained, so that parts that do not fit together
+        fail before any long work (``wmkit run`` and ``wmkit validate``)."""
+
+
+@dataclass(frozen=True)
+class Role:
+    """One row of the table of roles: what a component of the role must do and be given."""
+
+    protocol: type
+    options: type[Options]
+    description: str
+    constructor: str
+    saved_as: Literal["state", "params"] = "state"
+
+
+# The one table of roles. A recipe's component blocks, the registry's ``add_<role>``
+# methods, ``wmkit plugins``, ``wmkit validate`` and the contract tests all follow it.
+ROLES: dict[str, Role] = {
+    "pipeline": Role(
+        Pipeline, PipelineOptions, "The line of stages the run goes through.", "cls(options)"
+    ),
+    "vision": Role(Vision, VisionOptions, "V: the frame encoder.", "cls(options, frame_shape)"),
+    "memory": Role(
+        Memory,
+        MemoryOptions,
+        "M: the predictive recurrent model.",
+        "cls(options, latent_dim, action_dim)",
+    ),
+    "world_model": Role(
+        WorldModel,
+        WorldModelOptions,
+        "V and M as one piece, trained jointly from real sequences (an RSSM).",
+        "cls(options, obs_shape, action_dim)",
+    ),
+    "controller": Role(
+        Controller,
+        ControllerOptions,
+        "C: the policy on the features.",
+        "cls(options, input_dim, action_low, action_high)",
+        saved_as="params",
+    ),
+    "optimizer": Role(
+        Optimizer,
+        StrategyOptions,
+        "Trains C: an ask/tell search, or gradients in imagination.",
+        "cls(options, x0, seed) (ask/tell); cls(options, controller, feature_dim, seed) "
+        "(gradient)",
+    ),
+    "executor": Role(
+        Executor,
+        ExecutorOptions,
+        "Where rollouts run: local processes, or a Ray cluster (executor.name=ray).",
+        "cls(options, workers, initializer, initargs, task_timeout, retries)",
+    ),
 }
-ROLE_OPTIONS: dict[str, type[Options]] = {
-    "vision": VisionOptions,
-    "memory": MemoryOptions,
-    "controller": ControllerOptions,
-    "optimizer": OptimizerOptions,
-    "executor": ExecutorOptions,
-}
+ROLE_OPTIONS: dict[str, type[Options]] = {name: role.options for name, role in ROLES.items()}

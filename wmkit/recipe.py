@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from wmkit.errors import WmkitError
-from wmkit.protocols import Options
+from wmkit.protocols import ROLES, Options
 from wmkit.registry import Registry
 
 # Fields that change how fast a run goes, never what it computes.
@@ -35,15 +35,8 @@ def without_run_settings(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-# Blocks that select a registered class by name; the executor is not part of the agent, but
-# it is chosen, validated and extended the same way.
-DEFAULT_COMPONENTS = {
-    "vision": "conv_vae",
-    "memory": "mdn_rnn",
-    "controller": "linear",
-    "optimizer": "cmaes",
-    "executor": "local",
-}
+# The pipeline a recipe without a ``pipeline`` block runs: the paper's.
+DEFAULT_PIPELINE = "ha"
 
 
 class EnvConfig(Options):
@@ -249,8 +242,8 @@ class ComponentBlock(BaseModel):
     options: Options
 
 
-class Recipe(Options):
-    """A whole experiment: environment, data, the four components and the evaluation."""
+class RecipeCore(Options):
+    """The fields of a recipe besides its component blocks (``Recipe`` adds one per role)."""
 
     plugins: list[str] = Field(
         default_factory=list,
@@ -282,13 +275,6 @@ class Recipe(Options):
     )
     env: EnvConfig = Field(default_factory=EnvConfig, description="The environment.")
     collect: CollectConfig = Field(default_factory=CollectConfig, description="Data collection.")
-    vision: ComponentBlock = Field(description="V: the frame encoder.")
-    memory: ComponentBlock = Field(description="M: the predictive recurrent model.")
-    controller: ComponentBlock = Field(description="C: the policy on [z, h].")
-    optimizer: ComponentBlock = Field(description="Searches C's parameters.")
-    executor: ComponentBlock = Field(
-        description="Where rollouts run: local processes, or a Ray cluster (executor.name=ray)."
-    )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Final evaluation.")
     dream: DreamConfig = Field(default_factory=DreamConfig, description="Dreams in M.")
     iterate: IterateConfig = Field(
@@ -300,11 +286,16 @@ class Recipe(Options):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with every default filled in, as written to a run directory."""
-        data = self.model_dump(mode="json", exclude=set(DEFAULT_COMPONENTS))
-        for role in DEFAULT_COMPONENTS:
-            block: ComponentBlock = getattr(self, role)
-            data[role] = {"name": block.name, **block.options.model_dump(mode="json")}
+        data = self.model_dump(mode="json", exclude=set(ROLES))
+        for role in ROLES:
+            block: ComponentBlock | None = getattr(self, role)
+            if block is not None:
+                data[role] = {"name": block.name, **block.options.model_dump(mode="json")}
         return data
+
+    def blocks(self) -> dict[str, ComponentBlock]:
+        """The component blocks this recipe fills (its pipeline's roles), by role."""
+        return {role: b for role in ROLES if (b := getattr(self, role)) is not None}
 
     def identity(self) -> dict[str, Any]:
         """The resolved recipe without the fields that change speed but never results, nor
@@ -315,6 +306,20 @@ class Recipe(Options):
         """A stable hash of what the run computes: a run directory belongs to one recipe."""
         text = json.dumps(self.identity(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+
+# A recipe: the core fields plus one optional block per role of the table. The pipeline's
+# roles are filled (with defaults) by ``resolve_recipe``; the other roles stay None.
+Recipe = create_model(
+    "Recipe",
+    __base__=RecipeCore,
+    __doc__="A whole experiment: environment, data, the components and the evaluation.",
+    **{
+        role: (ComponentBlock | None, Field(None, description=spec.description))
+        for role, spec in ROLES.items()
+    },
+)
 
 
 class RecipeError(WmkitError):
@@ -369,7 +374,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
         node = data
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
-            if isinstance(child, str) and part in DEFAULT_COMPONENTS:
+            if isinstance(child, str) and part in ROLES:
                 child = node[part] = {"name": child}
             if not isinstance(child, dict):
                 raise RecipeError(
@@ -414,28 +419,33 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
     data = dict(data)
     problems: list[tuple[str, str, Any]] = []
     blocks: dict[str, ComponentBlock] = {}
-    for role, default in DEFAULT_COMPONENTS.items():
-        raw = data.pop(role, {})
-        if isinstance(raw, str):
-            raw = {"name": raw}
-        if not isinstance(raw, dict):
-            problems.append((role, "must be a block of options", raw))
+    # The pipeline first: it says which roles the recipe fills, and their defaults.
+    pipeline = _component_block("pipeline", data.pop("pipeline", {}), DEFAULT_PIPELINE, registry)
+    if isinstance(pipeline, ComponentBlock):
+        blocks["pipeline"] = pipeline
+        roles = registry.get("pipeline", pipeline.name).roles
+    else:
+        problems.extend(pipeline)
+        roles = {}
+    for role in ROLES:
+        if role == "pipeline":
             continue
-        raw = dict(raw)
-        name = raw.pop("name", default)
-        try:
-            cls = registry.get(role, name)
-        except WmkitError as exc:  # unknown, or claimed by two plugins
-            problems.append((f"{role}.name", str(exc), _MISSING))
+        if role not in roles:
+            if role in data and blocks.get("pipeline"):
+                problems.append(
+                    (role, f"not used by pipeline {blocks['pipeline'].name!r}", _MISSING)
+                )
+            data.pop(role, None)
             continue
-        try:
-            blocks[role] = ComponentBlock(name=name, options=cls.Options.model_validate(raw))
-        except ValidationError as exc:
-            problems.extend(_problems(exc, (role,)))
+        block = _component_block(role, data.pop(role, {}), roles[role], registry)
+        if isinstance(block, ComponentBlock):
+            blocks[role] = block
+        else:
+            problems.extend(block)
     # A component block that failed is stood in for by an empty one, so that the core
     # blocks are still checked and every problem is reported in one go (the recipe is
     # rejected all the same).
-    filled = {role: blocks.get(role, _stand_in_block()) for role in DEFAULT_COMPONENTS}
+    filled = {role: blocks.get(role, _stand_in_block()) for role in ["pipeline", *roles]}
     try:
         recipe = Recipe.model_validate({**data, **filled})
     except ValidationError as exc:
@@ -451,6 +461,26 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
     if problems:
         raise RecipeError(source, problems)
     return recipe
+
+
+def _component_block(
+    role: str, raw: Any, default: str, registry: Registry
+) -> ComponentBlock | list[tuple[str, str, Any]]:
+    """A component block validated by its component's own options, or its problems."""
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        return [(role, "must be a block of options", raw)]
+    raw = dict(raw)
+    name = raw.pop("name", default)
+    try:
+        cls = registry.get(role, name)
+    except WmkitError as exc:  # unknown, or claimed by two plugins
+        return [(f"{role}.name", str(exc), _MISSING)]
+    try:
+        return ComponentBlock(name=name, options=cls.Options.model_validate(raw))
+    except ValidationError as exc:
+        return _problems(exc, (role,))
 
 
 def _stand_in_block() -> ComponentBlock:

@@ -42,22 +42,20 @@ class Registry:
     # Plugins that failed to load: an unknown name may be theirs.
     failed_plugins: list[str] = field(default_factory=list)
 
-    def add_vision(self, cls: type) -> None:
-        self._add("vision", cls)
+    def add(self, role: str, cls: type) -> None:
+        """Make ``cls`` selectable by ``cls.name`` in a recipe's block for ``role`` (a key of
+        ``wmkit.protocols.ROLES``)."""
+        if role not in ROLE_OPTIONS:
+            raise WmkitError(f"unknown role {role!r}; roles: {', '.join(ROLE_OPTIONS)}")
+        self._add(role, cls)
 
-    def add_memory(self, cls: type) -> None:
-        self._add("memory", cls)
-
-    def add_controller(self, cls: type) -> None:
-        self._add("controller", cls)
-
-    def add_optimizer(self, cls: type) -> None:
-        self._add("optimizer", cls)
-
-    def add_executor(self, cls: type) -> None:
-        """Where rollouts run (``local`` processes, a ``ray`` cluster...): selectable by
-        ``cls.name`` in a recipe's ``executor`` block."""
-        self._add("executor", cls)
+    def __getattr__(self, attr: str) -> Any:
+        """``add_vision(cls)``, ``add_memory(cls)``...: ``add`` for each role of the table,
+        so that a new role needs no new method."""
+        role = attr.removeprefix("add_")
+        if attr.startswith("add_") and role in ROLE_OPTIONS:
+            return lambda cls: self._add(role, cls)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
     def add_env(
         self,

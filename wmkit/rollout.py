@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wmkit.envs import FrameWrapper
+from wmkit.envs import ModelEnv, one_hot
 from wmkit.policies import Policy
 
 
@@ -21,29 +21,39 @@ class Episode:
     total_return: float
     steps: int
     raw_frames: list[np.ndarray] | None = None
+    last_frame: np.ndarray | None = None
 
     def arrays(self, skip: int = 0) -> dict[str, np.ndarray]:
-        """The arrays a shard stores, without the first ``skip`` steps."""
+        """The arrays a shard stores, without the first ``skip`` steps. ``frames`` holds
+        the observations, frames or state vectors; ``last_frame`` (when recorded) the one
+        after the last action, which a world model trained on whole transitions needs."""
         assert self.frames is not None
-        return {
+        arrays = {
             "frames": self.frames[skip:],
             "action": self.action[skip:],
             "reward": self.reward[skip:],
             "done": self.done[skip:],
         }
+        if self.last_frame is not None:
+            arrays["last_frame"] = self.last_frame[None]
+        return arrays
 
 
 def run_episode(
-    env: FrameWrapper,
+    env: ModelEnv,
     policy: Policy,
     seed: int,
     max_steps: int | None = None,
     record: bool = True,
     record_raw: bool = False,
     stop_without_reward: int | None = None,
+    record_last: bool = False,
 ) -> Episode:
-    """Play one episode; ``record`` keeps the model frames, ``record_raw`` the full ones.
-    ``stop_without_reward`` ends it after that many steps in a row with no positive reward."""
+    """Play one episode; ``record`` keeps the model frames, ``record_raw`` the full ones,
+    ``record_last`` the frame after the last action too. ``stop_without_reward`` ends it
+    after that many steps in a row with no positive reward. With a Discrete action space the
+    episode stores the one-hot vector of each action taken (``OneHotActions``)."""
+    discrete = getattr(env, "discrete", False)
     frame, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
     policy.reset()
@@ -56,7 +66,7 @@ def run_episode(
         if record_raw:
             raws.append(env.raw_frame)
         frame, reward, terminated, truncated, _ = env.step(action)
-        actions.append(action)
+        actions.append(one_hot(action) if discrete else action)
         rewards.append(reward)
         dones.append(terminated)
         total += float(reward)
@@ -74,4 +84,5 @@ def run_episode(
         total,
         steps,
         raws if record_raw else None,
+        frame if record_last else None,
     )

@@ -28,7 +28,6 @@ from string import Template
 
 from wmkit.errors import WmkitError
 
-KINDS = ("vision", "memory", "controller", "optimizer", "env")
 NAME_PATTERN = re.compile(r"[a-z](?:[a-z0-9_-]*[a-z0-9])?")
 
 
@@ -913,3 +912,6 @@ TEMPLATES = {
     "optimizer": (OPTIMIZER, OPTIMIZER_TEST),
     "env": (ENV, ENV_TEST),
 }
+# What ``wmkit new-plugin --kind`` offers: a role (or ``env``) has a kind once it has a
+# template here.
+KINDS = tuple(TEMPLATES)

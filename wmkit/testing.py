@@ -14,7 +14,19 @@ import math
 import numpy as np
 import torch
 
-from wmkit.protocols import Controller, Memory, Optimizer, Prediction, SequenceBatch, Vision
+from wmkit.protocols import (
+    Controller,
+    GradientController,
+    GradientOptimizer,
+    Memory,
+    ObservationBatch,
+    Optimizer,
+    Pipeline,
+    Prediction,
+    SequenceBatch,
+    Vision,
+    WorldModel,
+)
 
 
 def _finite_losses(losses: dict[str, float]) -> None:
@@ -144,3 +156,88 @@ def check_optimizer(
         assert len(a) == len(b) and all(np.allclose(x, y) for x, y in zip(a, b)), (
             "a resumed optimizer must ask the same candidates"
         )
+
+
+def check_world_model(
+    world_model: WorldModel, obs_shape: tuple[int, ...], action_dim: int, batch: int = 2
+) -> None:
+    """State shapes through observe and imagine, predictions, one training step on
+    sequences that changes the model, and a state round trip."""
+    assert isinstance(world_model, WorldModel), "does not implement the WorldModel protocol"
+    torch.manual_seed(0)
+    state = world_model.initial_state(batch)
+    assert isinstance(state, dict) and all(v.shape[0] == batch for v in state.values()), (
+        "a state is a dict of tensors with the batch first"
+    )
+    obs = torch.rand(batch, *obs_shape)
+    action = torch.rand(batch, action_dim)
+    state = world_model.observe(state, action, obs, torch.ones(batch))
+    assert world_model.features(state).shape == (batch, world_model.feature_dim)
+    dreamed = world_model.imagine(state, action)
+    assert world_model.features(dreamed).shape == (batch, world_model.feature_dim)
+    prediction = world_model.predict(dreamed)
+    assert isinstance(prediction, Prediction), "predict must return a Prediction"
+    assert prediction.reward.shape == (batch,) and prediction.done.shape == (batch,)
+    assert bool(((prediction.done >= 0) & (prediction.done <= 1)).all()), "done: a probability"
+    T = 5
+    first = torch.zeros(batch, T)
+    first[:, 0] = 1
+    seq = ObservationBatch(
+        obs=torch.rand(batch, T, *obs_shape),
+        prev_action=torch.rand(batch, T, action_dim),
+        reward=torch.randn(batch, T),
+        cont=torch.ones(batch, T),
+        first=first,
+        mask=torch.ones(batch, T),
+    )
+    saved = _state_copy(world_model)
+    world_model.train()
+    losses, starts = world_model.fit_batch(seq)
+    world_model.eval()
+    _finite_losses(losses)
+    assert all(v.shape[0] == batch * T and not v.requires_grad for v in starts.values()), (
+        "fit_batch returns the detached state of every step, batch * time first"
+    )
+    changed = any(not torch.equal(v, saved[k]) for k, v in world_model.state_dict().items())
+    assert changed, "fit_batch did not change the model"
+    world_model.load_state_dict(saved)
+    assert all(torch.equal(v, saved[k]) for k, v in world_model.state_dict().items()), (
+        "state round trip failed"
+    )
+
+
+def check_gradient_optimizer(
+    optimizer: GradientOptimizer,
+    world_model: WorldModel,
+    controller: GradientController,
+    fresh: GradientOptimizer | None = None,
+    batch: int = 4,
+) -> None:
+    """One update changes the controller and leaves the world model's weights untouched; the
+    exported state is plain tensors, and ``fresh`` (built the same way) loads it."""
+    assert isinstance(optimizer, GradientOptimizer), "does not implement GradientOptimizer"
+    torch.manual_seed(0)
+    model_before = _state_copy(world_model)
+    params_before = controller.get_params()
+    start = {k: v.repeat(batch, *[1] * (v.dim() - 1)) for k, v in world_model.initial_state(1).items()}
+    losses = optimizer.update(world_model, start)
+    _finite_losses(losses)
+    for key, value in world_model.state_dict().items():
+        assert torch.equal(value, model_before[key]), f"update changed the world model's {key}"
+    assert not np.allclose(controller.get_params(), params_before), "update left C unchanged"
+    state = optimizer.state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in state.values()), "state: plain tensors"
+    if fresh is not None:
+        fresh.load_state_dict({k: v.clone() for k, v in state.items()})
+        for key, value in fresh.state_dict().items():
+            assert torch.equal(value, state[key]), f"state round trip failed at {key}"
+
+
+def check_pipeline(pipeline: Pipeline, recipe) -> None:
+    """Its stages are named functions with distinct names, and its roles' defaults are set."""
+    assert isinstance(pipeline, Pipeline), "does not implement the Pipeline protocol"
+    stages = pipeline.stages(recipe)
+    names = [name for name, _ in stages]
+    assert stages and len(set(names)) == len(names), "stage names must be distinct"
+    assert all(callable(fn) for _, fn in stages), "every stage must be callable"
+    assert all(isinstance(v, str) and v for v in pipeline.roles.values()), "role defaults"

@@ -8,14 +8,10 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.scaffold import KINDS
 
-
-class Kind(str, Enum):
-    vision = "vision"
-    memory = "memory"
-    controller = "controller"
-    optimizer = "optimizer"
-    env = "env"
+# The kinds are the scaffold's templates, so a new template is a new --kind.
+Kind = Enum("Kind", {kind: kind for kind in KINDS}, type=str)
 
 
 @handle_errors

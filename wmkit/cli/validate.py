@@ -26,7 +26,8 @@ def validate(
     # Nothing is written: the run directory only gives the context its paths.
     preflight(make_context(r, get_registry(tuple(r.plugins)), RunDir(Path("runs") / r.name)))
     parts = ", ".join(
-        f"{role} {getattr(r, role).name}"
-        for role in ("vision", "memory", "controller", "optimizer")
+        f"{role} {block.name}"
+        for role, block in r.blocks().items()
+        if role not in ("pipeline", "executor")
     )
     typer.echo(f"ok: {recipe} ({r.env.id}; {parts})")

@@ -118,3 +118,8 @@ def write_table(ctx: StageContext, rows: list[dict]) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, ctx.run.plots / "temperature_sweep.png")
+
+
+# A finished sweep reruns when the recipe's temperatures or budget change (the pipeline
+# asks each stage that has an ``is_current``).
+temperature_sweep.is_current = is_current  # type: ignore[attr-defined]

@@ -1,0 +1,228 @@
+"""The online pipeline (the Dreamer line): state vectors and discrete actions end to end, the
+world model frozen while the actor learns, learning in imagination, and exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.numpy import load_file
+from torch import nn
+
+from wmkit.envs import env_spec, make_env
+from wmkit.errors import WmkitError
+from wmkit.plugins import get_registry
+from wmkit.policies import UniformPolicy
+from wmkit.protocols import Prediction
+from wmkit.recipe import EnvConfig, RecipeError, resolve_recipe
+from wmkit.replay import Replay
+from wmkit.rollout import run_episode
+
+REG = get_registry()
+
+TINY_ONLINE = {
+    "name": "tiny_online",
+    "seed": 1,
+    "device": "cpu",
+    "workers": 0,
+    "pipeline": {"name": "online", "env_steps": 150, "train_ratio": 2},
+    "env": {"id": "CartPole-v1"},
+    "collect": {"episodes": 3, "policy": "uniform"},
+    "world_model": {
+        "name": "rssm",
+        "deter": 16,
+        "stoch": 4,
+        "classes": 4,
+        "units": 16,
+        "layers": 1,
+        "batch_size": 4,
+        "seq_len": 8,
+    },
+    "controller": {"name": "actor", "distribution": "categorical", "units": 16, "layers": 1},
+    "optimizer": {"name": "actor_critic", "horizon": 4, "units": 16, "layers": 1, "bins": 15},
+    "eval": {"episodes": 2, "max_steps": 50},
+}
+
+
+def test_state_vectors_and_discrete_actions_reach_the_agent_as_vectors():
+    env = make_env(EnvConfig(id="CartPole-v1"))
+    spec = env_spec(env)
+    assert spec.obs_shape == (4,) and spec.vector_obs and spec.discrete
+    np.testing.assert_array_equal(spec.action_low, [0, 0])
+    np.testing.assert_array_equal(spec.action_high, [1, 1])
+    policy = UniformPolicy(spec.action_low, spec.action_high, 0)
+    episode = run_episode(env, policy, seed=0, record_last=True)
+    arrays = episode.arrays()
+    assert arrays["frames"].shape == (episode.steps, 4) and arrays["frames"].dtype == np.float32
+    assert arrays["last_frame"].shape == (1, 4)
+    # Each stored action is the one-hot vector of the action taken.
+    assert set(map(tuple, arrays["action"].tolist())) <= {(1.0, 0.0), (0.0, 1.0)}
+    assert arrays["done"][-1] or episode.steps == 500
+
+
+def test_replay_samples_sequences_that_start_afresh_and_cross_episodes():
+    def shard(n: int, value: float) -> dict:
+        return {
+            "frames": np.full((n, 2), value, np.float32),
+            "last_frame": np.full((1, 2), value, np.float32),
+            "action": np.eye(2, dtype=np.float32)[np.arange(n) % 2],
+            "reward": np.ones(n, np.float32),
+            "done": np.eye(1, n, n - 1, dtype=bool)[0],
+        }
+
+    replay = Replay(capacity=100)
+    replay.add(shard(3, 1.0))
+    replay.add(shard(4, 2.0))
+    batch = replay.sample(np.random.default_rng(0), 8, 10, torch.device("cpu"))
+    assert batch.obs.shape == (8, 10, 2) and batch.prev_action.shape == (8, 10, 2)
+    assert bool((batch.first[:, 0] == 1).all())
+    # Where an episode starts inside a sequence, the step is marked first and has no action.
+    starts = batch.first[:, 1:] == 1
+    assert bool(starts.any()) and bool((batch.prev_action[:, 1:][starts] == 0).all())
+    # A terminal observation has cont 0; the step after it starts an episode.
+    ends = batch.cont[:, :-1] == 0
+    assert bool((batch.first[:, 1:][ends] == 1).all())
+    replay.add(shard(99, 3.0))
+    assert replay.steps <= 100 and len(replay.episodes) == 1  # the oldest left first
+
+
+def _tiny_parts():
+    wm_cls, actor_cls, ac_cls = (
+        REG.get("world_model", "rssm"),
+        REG.get("controller", "actor"),
+        REG.get("optimizer", "actor_critic"),
+    )
+    world_model = wm_cls(wm_cls.Options(deter=8, stoch=2, classes=3, units=8, layers=1), (4,), 2)
+    actor = actor_cls(
+        actor_cls.Options(distribution="categorical", units=8, layers=1),
+        world_model.feature_dim,
+        np.zeros(2, np.float32),
+        np.ones(2, np.float32),
+    )
+    optimizer = ac_cls(ac_cls.Options(horizon=3, units=8, layers=1, bins=7), actor, 14, 0)
+    return world_model, actor, optimizer
+
+
+def test_the_actor_update_leaves_the_world_model_untouched():
+    torch.manual_seed(0)
+    world_model, actor, optimizer = _tiny_parts()
+    world_model.eval()
+    before = {k: v.clone() for k, v in world_model.state_dict().items()}
+    actor_before = actor.get_params()
+    start = {k: v.repeat(6, 1) for k, v in world_model.initial_state(1).items()}
+    for _ in range(3):
+        optimizer.update(world_model, start)
+    for key, value in world_model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(p.grad is None for p in world_model.parameters())
+    assert not np.allclose(actor.get_params(), actor_before)
+
+
+class ScriptedDream(nn.Module):
+    """A dream with no learning in it: the state is fixed, and the reward of a step is 1 for
+    action 0 and 0 for action 1. An actor-critic must learn to take action 0."""
+
+    feature_dim = 3
+
+    def features(self, state):
+        return state["x"]
+
+    def imagine(self, state, action):
+        return {"x": state["x"], "reward": action[:, 0]}
+
+    def predict(self, state):
+        reward = state.get("reward", torch.zeros(len(state["x"])))
+        return Prediction(reward=reward, done=torch.zeros(len(state["x"])))
+
+
+def test_the_actor_critic_learns_a_tiny_task_in_imagination():
+    torch.manual_seed(0)
+    actor_cls, ac_cls = REG.get("controller", "actor"), REG.get("optimizer", "actor_critic")
+    low, high = np.zeros(2, np.float32), np.ones(2, np.float32)
+    actor = actor_cls(actor_cls.Options(distribution="categorical", units=16, layers=1), 3, low, high)
+    options = ac_cls.Options(
+        horizon=5, units=16, layers=1, bins=31, learning_rate=3e-3, critic_learning_rate=3e-3
+    )
+    optimizer = ac_cls(options, actor, 3, 0)
+    start = {"x": torch.ones(32, 3)}
+    dream = ScriptedDream()
+
+    def p_good() -> float:
+        return float(actor.distribution(start["x"][:1]).probs[0, 0])
+
+    assert 0.3 < p_good() < 0.7
+    for _ in range(60):
+        losses = optimizer.update(dream, start)
+    assert p_good() > 0.9, p_good()
+    assert losses["imagined_return"] > 2.0  # near the best, 1 + 0.997 + ... over 5 steps
+
+
+def test_a_pipeline_rejects_blocks_of_roles_it_does_not_use():
+    with pytest.raises(RecipeError, match="world_model: not used by pipeline 'ha'"):
+        resolve_recipe({"world_model": {"name": "rssm"}}, REG)
+    with pytest.raises(RecipeError, match="vision: not used by pipeline 'online'"):
+        resolve_recipe({**TINY_ONLINE, "vision": "conv_vae"}, REG)
+    recipe = resolve_recipe(dict(TINY_ONLINE), REG)
+    assert set(recipe.blocks()) == {"pipeline", "world_model", "controller", "optimizer", "executor"}
+    assert recipe.vision is None and "vision" not in recipe.to_dict()
+
+
+def test_preflight_names_a_categorical_actor_on_continuous_actions(tmp_path):
+    from wmkit.pipeline import make_context, preflight
+    from wmkit.rundir import RunDir
+
+    data = {**TINY_ONLINE, "env": {"id": "Pendulum-v1"}}
+    recipe = resolve_recipe(data, REG)
+    with pytest.raises(WmkitError, match="categorical needs a Discrete action space"):
+        preflight(make_context(recipe, REG, RunDir(tmp_path / "run")))
+
+
+def test_online_run_killed_mid_training_resumes_bit_identical(tmp_path):
+    recipe = tmp_path / "tiny_online.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_ONLINE))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "wmkit", "run", str(recipe), "--out"]
+    reference = tmp_path / "reference"
+    done = subprocess.run([*base, str(reference)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("eval mean ")
+
+    out = tmp_path / "killed"
+    metrics = out / "metrics" / "train_online.jsonl"
+    proc = subprocess.Popen(
+        [*base, str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.monotonic() + 120
+    # Killed after a few episodes of training, so that the rerun resumes from a checkpoint.
+    while proc.poll() is None and time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.01)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed, "the run finished before it could be killed"
+    final = subprocess.run([*base, str(out)], capture_output=True, text=True, env=env)
+    assert final.returncode == 0, final.stderr[-2000:]
+
+    for name in ("world_model", "controller"):
+        want = load_file(reference / "checkpoints" / f"{name}.safetensors")
+        got = load_file(out / "checkpoints" / f"{name}.safetensors")
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}.{key}")
+    ref_eval = json.loads((reference / "eval.json").read_text())
+    assert json.loads((out / "eval.json").read_text())["returns"] == ref_eval["returns"]
+    rows = [json.loads(r) for r in metrics.read_text().splitlines()]
+    ref_rows = [json.loads(r) for r in (reference / "metrics" / "train_online.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]  # nothing logged twice
+    assert [r["episode_return"] for r in rows] == [r["episode_return"] for r in ref_rows]
