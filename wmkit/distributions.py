@@ -44,9 +44,10 @@ class TwoHot:
         lo, hi = self.bins[below], self.bins[above]
         span = torch.where(above == below, torch.ones_like(x), hi - lo)
         w_above = torch.where(above == below, torch.zeros_like(x), (x - lo) / span)
-        weights = F.one_hot(below, n) * (1 - w_above)[..., None] + F.one_hot(
-            above, n
-        ) * w_above[..., None]
+        weights = (
+            F.one_hot(below, n) * (1 - w_above)[..., None]
+            + F.one_hot(above, n) * w_above[..., None]
+        )
         return (weights * torch.log_softmax(self.logits, -1)).sum(-1)
 
 

@@ -168,7 +168,9 @@ def make_env(config: EnvConfig, registry: Registry | None = None) -> ModelEnv:
     if config.action_repeat > 1:
         env = ActionRepeat(env, config.action_repeat)
     shape = env.observation_space.shape
-    wrapped = VectorWrapper(env) if len(shape) == 1 else FrameWrapper(env, config.crop, config.frame_size)
+    wrapped = (
+        VectorWrapper(env) if len(shape) == 1 else FrameWrapper(env, config.crop, config.frame_size)
+    )
     wrapped.discrete = discrete
     return wrapped
 

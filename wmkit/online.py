@@ -32,8 +32,13 @@ from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_text, json_text, sha256_bytes
 from wmkit.hookspecs import hookimpl
 from wmkit.metrics import MetricsLogger
-from wmkit.protocols import GradientController, GradientOptimizer, GradientOptions, PipelineOptions
-from wmkit.protocols import WorldModel
+from wmkit.protocols import (
+    GradientController,
+    GradientOptimizer,
+    GradientOptions,
+    PipelineOptions,
+    WorldModel,
+)
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
 from wmkit.replay import Replay
@@ -201,9 +206,7 @@ def train_step(
 def _save_resume(stem, world_model, controller, optimizer, played: int, updates: int) -> None:
     """Weights, optimizer moments and counters in one file, so they always agree."""
     tensors = {f"world_model.{k}": v for k, v in world_model.state_dict().items()}
-    tensors.update(
-        {f"world_model_optim.{k}": v for k, v in world_model.train_state_dict().items()}
-    )
+    tensors.update({f"world_model_optim.{k}": v for k, v in world_model.train_state_dict().items()})
     tensors["controller.params"] = torch.as_tensor(controller.get_params())
     tensors.update({f"optimizer.{k}": v for k, v in optimizer.state_dict().items()})
     checkpoint.save_tensors(stem, tensors, {"episodes": played, "updates": updates})

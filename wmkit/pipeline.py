@@ -19,8 +19,8 @@ from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_text, check_regular, json_text, sha256_bytes
-from wmkit.progress import console, make_progress
 from wmkit.hookspecs import hookimpl
+from wmkit.progress import console, make_progress
 from wmkit.protocols import OptimizerOptions, PipelineOptions
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry

@@ -475,8 +475,7 @@ ROLES: dict[str, Role] = {
         Optimizer,
         StrategyOptions,
         "Trains C: an ask/tell search, or gradients in imagination.",
-        "cls(options, x0, seed) (ask/tell); cls(options, controller, feature_dim, seed) "
-        "(gradient)",
+        "cls(options, x0, seed) (ask/tell); cls(options, controller, feature_dim, seed) (gradient)",
     ),
     "executor": Role(
         Executor,

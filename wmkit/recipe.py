@@ -308,7 +308,6 @@ class RecipeCore(Options):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-
 # A recipe: the core fields plus one optional block per role of the table. The pipeline's
 # roles are filled (with defaults) by ``resolve_recipe``; the other roles stay None.
 Recipe = create_model(

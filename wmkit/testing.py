@@ -219,7 +219,9 @@ def check_gradient_optimizer(
     torch.manual_seed(0)
     model_before = _state_copy(world_model)
     params_before = controller.get_params()
-    start = {k: v.repeat(batch, *[1] * (v.dim() - 1)) for k, v in world_model.initial_state(1).items()}
+    start = {
+        k: v.repeat(batch, *[1] * (v.dim() - 1)) for k, v in world_model.initial_state(1).items()
+    }
     losses = optimizer.update(world_model, start)
     _finite_losses(losses)
     for key, value in world_model.state_dict().items():

@@ -45,7 +45,9 @@ class ActorOptions(ControllerOptions):
 class BoundedNormal:
     """A diagonal Normal in [-1, 1]^A, clipped and mapped onto [low, high]."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, low: torch.Tensor, high: torch.Tensor):
+    def __init__(
+        self, mean: torch.Tensor, std: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+    ):
         self.normal = Independent(Normal(mean, std), 1)
         self.low, self.high = low, high
 

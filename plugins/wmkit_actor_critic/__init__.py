@@ -140,8 +140,12 @@ class ActorCritic:
             value = TwoHot(self.critic(features)).mean()
             returns = lambda_returns(traj["reward"], cont, value, o.gamma, o.return_lambda)
             # w_t: the chance the imagined episode is still running at t (1 at the start).
-            weight = torch.cumprod(torch.cat([torch.ones_like(cont[:, :1]), cont[:, 1:-1] * o.gamma], 1), 1)
-            low_high = torch.quantile(returns.flatten(), torch.tensor([0.05, 0.95], device=returns.device))
+            weight = torch.cumprod(
+                torch.cat([torch.ones_like(cont[:, :1]), cont[:, 1:-1] * o.gamma], 1), 1
+            )
+            low_high = torch.quantile(
+                returns.flatten(), torch.tensor([0.05, 0.95], device=returns.device)
+            )
             if torch.isnan(self.percentiles).any():
                 self.percentiles = low_high
             else:
@@ -188,7 +192,9 @@ class ActorCritic:
         state = {f"critic.{k}": v for k, v in self.critic.state_dict().items()}
         state.update({f"slow_critic.{k}": v for k, v in self.slow_critic.state_dict().items()})
         state.update({f"actor_adam.{k}": v for k, v in optimizer_tensors(self.actor_adam).items()})
-        state.update({f"critic_adam.{k}": v for k, v in optimizer_tensors(self.critic_adam).items()})
+        state.update(
+            {f"critic_adam.{k}": v for k, v in optimizer_tensors(self.critic_adam).items()}
+        )
         state["percentiles"] = self.percentiles.clone()
         return state
 

@@ -54,9 +54,7 @@ class RSSMOptions(WorldModelOptions):
         1.0, ge=0, description="KL terms below this many nats are not pushed lower."
     )
     kl_dynamics: float = Field(0.5, ge=0, description="Weight of KL[sg(posterior) || prior].")
-    kl_representation: float = Field(
-        0.1, ge=0, description="Weight of KL[posterior || sg(prior)]."
-    )
+    kl_representation: float = Field(0.1, ge=0, description="Weight of KL[posterior || sg(prior)].")
     reward_bins: int = Field(255, ge=2, description="Bins of the two-hot symlog reward head.")
     grad_clip: float = Field(1000.0, gt=0, description="Largest global gradient norm.")
 
