@@ -36,7 +36,7 @@ def test_reference_plugins_register_through_entry_points():
 
 def test_disabling_autoload_keeps_the_builtin_plugins(monkeypatch):
     monkeypatch.setenv("WMKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert load_plugins().registry.names("optimizer") == ["cmaes", "openai_es"]
+    assert load_plugins().registry.names("optimizer") == ["actor_critic", "cmaes", "openai_es"]
 
 
 def _plugin(name: str, register) -> types.ModuleType:

@@ -99,7 +99,7 @@ class Actor(nn.Module):
         out = self.net(features.float())
         o = self.options
         if o.distribution == "categorical":
-            return OneHotCategorical(probs=unimix_probs(out, o.unimix))
+            return OneHotCategorical(probs=unimix_probs(out, o.unimix), validate_args=False)
         mean, std = out.chunk(2, -1)
         std = (o.std_max - o.std_min) * torch.sigmoid(std + 2.0) + o.std_min
         return BoundedNormal(torch.tanh(mean), std, self.low, self.high)
