@@ -1,21 +1,29 @@
-"""The four roles of a world-model agent, in one place so the architecture reads at a glance.
+"""The roles of a world-model agent, in one place so the architecture reads at a glance; the
+table ``ROLES`` at the end lists them, and everything that needs the list reads it there.
 
-V (``Vision``) compresses a frame to a latent ``z``; M (``Memory``) predicts the next ``z``
-(plus reward and done) from ``z``, the action and its own state; C (``Controller``) maps the
-features ``[z, h]`` to an action; an ``Optimizer`` searches C's flat parameter vector.
+The paper's agent: V (``Vision``) compresses a frame to a latent ``z``; M (``Memory``) predicts
+the next ``z`` (plus reward and done) from ``z``, the action and its own state; C
+(``Controller``) maps the features ``[z, h]`` to an action; an ``Optimizer`` searches C's
+flat parameter vector by ask/tell. The Dreamer line's: a ``WorldModel`` is V and M as one
+piece, trained jointly, whose state holds its sampled latent; C is a ``GradientController``
+(an actor with an action distribution) that a ``GradientOptimizer`` trains in the world
+model's dream. A ``Pipeline`` says which of these roles a recipe fills and which stages run.
 
-Vision and Memory are in practice ``torch.nn.Module`` subclasses: the pipeline moves them
-between devices (``to``) and switches ``train``/``eval`` mode, so the protocols list those.
+Vision, Memory and WorldModel are in practice ``torch.nn.Module`` subclasses: the pipeline
+moves them between devices (``to``) and switches ``train``/``eval`` mode.
 
 A component is a class with a ``name`` (what a recipe selects it by) and an ``Options``
 pydantic model (what the recipe block is validated against). Options subclass the role's
 base options below, which carry the fields the pipeline itself needs (epochs, population...).
-Constructors are keyword-free and fixed per role, so the pipeline can build any component:
+Constructors are keyword-free and fixed per role (``Role.constructor``), so a pipeline can
+build any component:
 
 * ``Vision(options, frame_shape)``           frame_shape = (channels, height, width)
 * ``Memory(options, latent_dim, action_dim)``
+* ``WorldModel(options, obs_shape, action_dim)``   obs_shape: (C, H, W) frames or (n,) vectors
 * ``Controller(options, input_dim, action_low, action_high)``
-* ``Optimizer(options, x0, seed)``
+* ``Optimizer(options, x0, seed)``; ``GradientOptimizer(options, controller, feature_dim, seed)``
+* ``Pipeline(options)``
 
 An ``Executor`` is registered and selected the same way, though it is no part of the agent:
 it decides where a stage's rollouts run (local processes, a Ray cluster, ...).
