@@ -254,3 +254,19 @@ def test_the_paper_pipeline_runs_on_discrete_actions(fast_recipe, tmp_path):
     store = RolloutStore(out / "data" / "rollouts")
     actions = np.concatenate([store.load(i.episode)["action"] for i in store.infos()])
     assert actions.shape[1] == 4 and set(actions.sum(1).tolist()) == {1.0}
+
+
+def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
+    """The same harness: ``wmkit eval`` on an online run scores its world model and actor."""
+    from typer.testing import CliRunner
+
+    from wmkit.cli import app
+    from wmkit.pipeline import run_pipeline
+
+    data = {**TINY_ONLINE, "pipeline": {"name": "online", "env_steps": 60, "train_ratio": 1}}
+    out = tmp_path / "run"
+    run_pipeline(resolve_recipe(data, REG), REG, out)
+    stored = json.loads((out / "eval.json").read_text())
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["returns"] == stored["returns"]

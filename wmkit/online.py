@@ -212,9 +212,12 @@ def _save_resume(stem, world_model, controller, optimizer, played: int, updates:
     checkpoint.save_tensors(stem, tensors, {"episodes": played, "updates": updates})
 
 
-def evaluate_online(ctx: StageContext) -> dict[str, Any]:
-    """The trained actor's most likely actions over ``eval.episodes`` real episodes, on the
-    seeds ``eval.seed + i`` (collection uses seeds derived from the recipe's seed)."""
+def evaluate_actor(
+    ctx: StageContext, episodes: int | None = None, seed: int | None = None
+) -> EvalResult:
+    """The trained actor's most likely actions over ``episodes`` real episodes (default
+    ``eval.episodes``) on the seeds ``seed + i`` (default ``eval.seed``; training episodes
+    use seeds derived from the recipe's seed). The evaluate stage and ``wmkit eval`` use it."""
     recipe, cfg = ctx.recipe, ctx.recipe.eval
     world_model, controller, _ = build_agent_parts(recipe, ctx.registry, ctx.spec)
     load_component(ctx.run.checkpoints / "world_model", world_model, "world_model")
@@ -222,17 +225,19 @@ def evaluate_online(ctx: StageContext) -> dict[str, Any]:
     world_model.eval()
     env = make_env(recipe.env, ctx.registry)
     policy = WorldModelPolicy(world_model, controller, ctx.spec.action_dim, explore=False)
-    seeds = [cfg.seed + i for i in range(cfg.episodes)]
+    first = cfg.seed if seed is None else seed
+    seeds = [first + i for i in range(cfg.episodes if episodes is None else episodes)]
     returns, steps = [], []
     bar = ctx.progress.add_task("eval controller (real)", total=len(seeds), info="")
-    for i, seed in enumerate(seeds):
+    for i, episode_seed in enumerate(seeds):
+        # The world model samples its latents: seeded by the episode's index.
         torch.manual_seed(derive_seed(recipe.seed, "online-eval", i))
-        episode = run_episode(env, policy, seed, cfg.max_steps, record=False)
+        episode = run_episode(env, policy, episode_seed, cfg.max_steps, record=False)
         returns.append(episode.total_return)
         steps.append(episode.steps)
         ctx.progress.update(bar, advance=1, info=f"last {episode.total_return:.1f}")
     env.close()
-    result = EvalResult(
+    return EvalResult(
         "controller",
         len(seeds),
         float(np.mean(returns)),
@@ -243,6 +248,11 @@ def evaluate_online(ctx: StageContext) -> dict[str, Any]:
         seeds,
         steps,
     )
+
+
+def evaluate_online(ctx: StageContext) -> dict[str, Any]:
+    """The evaluate stage: ``evaluate_actor`` with the recipe's ``eval`` block, to eval.json."""
+    result = evaluate_actor(ctx)
     text = json_text({**result.to_dict(), "real": {"mean": result.mean, "std": result.std}})
     atomic_write_text(ctx.run.eval_path, text)
     return {
@@ -273,6 +283,12 @@ class OnlinePipeline:
 
     def stages(self, recipe: Recipe) -> list[tuple[str, Any]]:
         return [("collect", collect), ("train_online", train_online), ("evaluate", evaluate_online)]
+
+    def evaluate(
+        self, ctx: StageContext, episodes: int | None = None, seed: int | None = None
+    ) -> EvalResult:
+        """What ``wmkit eval`` plays for the trained controller."""
+        return evaluate_actor(ctx, episodes, seed)
 
     def preflight(self, ctx: StageContext) -> None:
         from wmkit.resources import building

@@ -43,7 +43,7 @@ def eval_(
 ) -> None:
     """Evaluate a run in the real environment: mean, std, min, max and every return."""
     from wmkit.checkpoint import exists as checkpoint_exists
-    from wmkit.pipeline import make_context
+    from wmkit.pipeline import make_context, pipeline_of
     from wmkit.stages.evaluate import evaluate
 
     at_least("--episodes", episodes, 1)
@@ -56,10 +56,15 @@ def eval_(
     if policy is PolicyChoice.controller and not checkpoint_exists(run.checkpoints / "controller"):
         raise WmkitError(f"{root}: no trained controller yet; finish 'wmkit run' first")
     ctx = make_context(recipe, get_registry(tuple(recipe.plugins)), run)
+    # A pipeline may play its own trained agent (the online one's: a world model and an actor).
+    own = getattr(pipeline_of(recipe, ctx.registry), "evaluate", None)
     with ctx.progress:
-        result = evaluate(
-            ctx, policy.value, episodes, seed, video_dir=run.videos if video else None
-        )
+        if policy is PolicyChoice.controller and own is not None:
+            result = own(ctx, episodes, seed)
+        else:
+            result = evaluate(
+                ctx, policy.value, episodes, seed, video_dir=run.videos if video else None
+            )
     out = run.root / "evals" / f"{policy.value}_seed{result.seeds[0]}_n{result.episodes}.json"
     # The result first: a full disk or a read-only run must not lose what took minutes.
     if as_json:
