@@ -51,7 +51,10 @@ CORPUS = [
     ({"eval": {"episode": 3}}, "eval.episode: unknown key"),
     # unknown component or environment ids
     ({"memory": {"name": "transformer"}}, "memory.name: unknown memory 'transformer'; available"),
-    ({"optimizer": {"name": "adam"}}, "optimizer.name: unknown optimizer 'adam'; available: actor_critic, cmaes"),
+    (
+        {"optimizer": {"name": "adam"}},
+        "optimizer.name: unknown optimizer 'adam'; available: actor_critic, cmaes",
+    ),
     ({"env": {"id": "NoSuchEnv-v0"}}, "env.id: unknown environment"),
     ({"optimizer": {"train_in": "sky"}}, "optimizer.train_in: Input should be 'real' or 'dream'"),
     ({"collect": {"policy": "expert"}}, "collect.policy"),
