@@ -50,9 +50,9 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     batches = []
     dream = fit_controller_module.dream_rollout
 
-    def counted(memory, controller, z0, *args):
+    def counted(memory, controller, z0, *args, **kwargs):
         batches.append(len(z0))
-        return dream(memory, controller, z0, *args)
+        return dream(memory, controller, z0, *args, **kwargs)
 
     monkeypatch.setattr(fit_controller_module, "dream_rollout", counted)
     out = tmp_path / "run"

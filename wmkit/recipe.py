@@ -165,6 +165,23 @@ class DreamConfig(Options):
     score_episodes: int = Field(
         100, ge=1, description="Dream episodes that give the final controller its dream score."
     )
+    starts: Literal["first_frame", "anywhere"] = Field(
+        "first_frame",
+        description=(
+            "Where the optimizer's fitness dreams begin: 'first_frame', at the first frame of "
+            "a collected episode, dreaming the whole episode (up to max_steps); 'anywhere', "
+            "at a random step of a collected episode, M's memory warmed up on the real steps "
+            "before it, dreaming `horizon` steps (short dreams where the agent really went, "
+            "which compound less of M's error). The dream score of evaluate always dreams "
+            "whole episodes from first frames."
+        ),
+    )
+    warmup: int = Field(
+        16, ge=0, description="starts: anywhere: real steps fed to M before a start point."
+    )
+    horizon: int = Field(
+        50, ge=1, description="starts: anywhere: steps dreamed from each start point."
+    )
     sweep: list[float] = Field(
         default_factory=list,
         description=(

@@ -27,6 +27,7 @@ from wmkit.components import (
     save_component,
 )
 from wmkit.dream import dream_rollout
+from wmkit.dream_starts import StartPool, warm_up
 from wmkit.guard import ExploitGuard
 from wmkit.metrics import MetricsLogger, read_metrics
 from wmkit.plots import plot_fitness, plot_guard
@@ -119,13 +120,22 @@ def dream_scorer(
     candidate (``optimizer.rollouts_per_candidate`` unless given)."""
     options, cfg = ctx.recipe.optimizer.options, ctx.recipe.dream
     k = rollouts or options.rollouts_per_candidate
-    pool = start_latents(ctx, ctx.device)
+    anywhere = cfg.starts == "anywhere"
+    if anywhere:
+        branches = StartPool(ctx.run.latents, cfg.warmup, ctx.device)
+    else:
+        pool = start_latents(ctx, ctx.device)
 
     def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, dict[str, int]]:
         gen_rng = torch.Generator(device=ctx.device)
         gen_rng.manual_seed(derive_seed(ctx.recipe.seed, salt, gen))
-        # Every candidate meets the same k start latents: fairer comparisons.
-        z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
+        # Every candidate meets the same k starts: fairer comparisons.
+        state, steps = None, options.max_steps or cfg.max_steps
+        if anywhere:
+            starts = branches.sample(k, gen_rng).repeat(len(solutions))
+            z0, state, steps = starts.z0, warm_up(memory, starts), cfg.horizon
+        else:
+            z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
         params = torch.as_tensor(
             np.repeat(np.stack(solutions), k, axis=0), dtype=torch.float32, device=ctx.device
         )
@@ -135,9 +145,10 @@ def dream_scorer(
             z0,
             params,
             temperature,
-            options.max_steps or cfg.max_steps,
+            steps,
             cfg.done_threshold,
             gen_rng,
+            state=state,
         )
         fitness = result.returns.view(len(solutions), k).mean(dim=1).cpu().numpy()
         return fitness.astype(float), {"env_steps": 0, "dream_steps": int(result.steps.sum())}
