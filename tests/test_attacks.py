@@ -430,7 +430,9 @@ def _start_pool(tmp_path: Path, name: str):
 
 
 def _wait_gone(pids: list[int]) -> list[int]:
-    for _ in range(600):
+    # Up to two minutes: on a starved machine (a CI run beside a training run) a dying
+    # worker can take over 30 s to be scheduled at all; a live one fails it all the same.
+    for _ in range(2400):
         if not any(_alive(pid) for pid in pids):
             break
         time.sleep(0.05)
