@@ -165,10 +165,13 @@ def evolve(
     label: str,
     generations: int | None = None,
     guard: ExploitGuard | None = None,
+    fresh_from: int | None = None,
 ) -> dict:
     """The optimizer's generations (``optimizer.generations`` unless given), checkpointed
     after each one so a restart resumes at the next generation with the optimizer's exact
-    state. A ``guard`` checks the dream's ranking in the real game as it goes (wmkit.guard)."""
+    state. A ``guard`` checks the dream's ranking in the real game as it goes (wmkit.guard).
+    ``fresh_from`` is the generation where a new fitness (a round's new dream) begins: the
+    optimizer is told there, so that it keeps nothing scored by the old one."""
     recipe, options = ctx.recipe, ctx.recipe.optimizer.options
     generations = generations or options.generations
     optimizer = build_optimizer(
@@ -180,6 +183,8 @@ def evolve(
         state, meta = checkpoint.load_tensors(state_stem)
         optimizer.load_state_dict(state)
         start = int(meta["generation"])
+    if start == fresh_from and hasattr(optimizer, "fitness_changed"):
+        optimizer.fitness_changed()  # in its state from now on, so a resume keeps it
     logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, metrics_name, start - 1)
     guard_logger, stopped = None, False
     if guard is not None:
@@ -318,7 +323,10 @@ def exploit_guard(ctx: StageContext) -> ExploitGuard | None:
 
 
 def fit_controller(
-    ctx: StageContext, generations: int | None = None, rollouts: int | None = None
+    ctx: StageContext,
+    generations: int | None = None,
+    rollouts: int | None = None,
+    fresh_from: int | None = None,
 ) -> dict:
     """Evolve C until ``generations`` generations in all (``optimizer.generations`` unless
     given; later rounds of ``iterate`` go on from the last round's search), scoring each
@@ -340,13 +348,21 @@ def fit_controller(
             label,
             generations,
             exploit_guard(ctx),
+            fresh_from,
         )
     executor = ctx.executor(weights=ctx.agent_weights(controller=False))
     try:
         score = real_scorer(ctx, executor, rollouts)
         label = "fit controller"
         return evolve(
-            ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
+            ctx,
+            controller,
+            score,
+            ctx.run.checkpoints,
+            "fit_controller",
+            label,
+            generations,
+            fresh_from=fresh_from,
         )
     finally:
         executor.close()
