@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from wmkit import scores
 from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
 from wmkit.fileio import atomic_write_json
@@ -25,7 +26,7 @@ from wmkit.rundir import RunDir
 from wmkit.stages.base import StageContext
 from wmkit.stages.collect import collect
 from wmkit.stages.encode import encode_dataset
-from wmkit.stages.evaluate import dream_score, evaluate
+from wmkit.stages.evaluate import dream_episodes, dream_summary, evaluate
 from wmkit.stages.fit_controller import fit_controller, trained_memory_and_controller
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
@@ -43,7 +44,9 @@ def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
     load_component(ctx.run.checkpoints / "controller", controller, "controller")
     if isinstance(controller, torch.nn.Module):
         controller.to(ctx.device)
-    dream = dream_score(ctx, memory, controller, ctx.recipe.dream.temperature)
+    tau = ctx.recipe.dream.temperature
+    dreamed = dream_episodes(ctx, memory, controller, tau)
+    dream = dream_summary(dreamed, tau)
     data = {
         **result.to_dict(),
         "real": {"mean": result.mean, "std": result.std},
@@ -51,6 +54,17 @@ def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
         "train_in": ctx.recipe.optimizer.options.train_in,
     }
     atomic_write_json(ctx.run.eval_path, data)
+    device, generation = str(ctx.device), len(scores.generation_rows(ctx.run))
+    scores.record_evaluation(
+        ctx.run,
+        scores.PIPELINE_EVALUATION,
+        scores.real_evaluation(result, device, generation=generation),
+    )
+    scores.record_evaluation(
+        ctx.run,
+        f"{scores.PIPELINE_EVALUATION}_dream",
+        scores.dream_evaluation(dreamed, tau, device, generation=generation),
+    )
     return {
         "mean": result.mean,
         "std": result.std,

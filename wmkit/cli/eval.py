@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from wmkit import scores
 from wmkit.cli.errors import handle_errors
 from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
@@ -58,6 +59,13 @@ def eval_(
         )
     out = run.root / "evals" / f"{policy.value}_seed{result.seeds[0]}_n{result.episodes}.json"
     atomic_write_json(out, result.to_dict())
+    scores.record_evaluation(
+        run,
+        out.stem,
+        scores.real_evaluation(
+            result, str(ctx.device), generation=len(scores.generation_rows(run))
+        ),
+    )
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
         return

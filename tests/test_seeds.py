@@ -1,0 +1,55 @@
+"""``wmkit run --seeds``: one independent run per pipeline seed, recorded as a group."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from wmkit.cli import app
+from wmkit.errors import WmkitError
+from wmkit.groups import group_runs, parse_seeds
+from wmkit.scores import SCHEMA, read_scores
+
+runner = CliRunner()
+
+
+def test_parse_seeds_takes_lists_and_ranges():
+    assert parse_seeds("0,1,2") == [0, 1, 2]
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("7, 0-2,1") == [0, 1, 2, 7]
+    for bad in ("a", "3-1", "-1", "0-5000", ""):
+        with pytest.raises(WmkitError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_seeds_run_one_pipeline_each_that_differ_only_in_seed(fast_recipe, tmp_path):
+    out = tmp_path / "group"
+    result = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out), "--seeds", "0-1"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if " eval mean " in line]
+    assert [line.split()[:2] for line in lines] == [["seed", "0"], ["seed", "1"]]
+
+    group = json.loads((out / "group.json").read_text())
+    assert group["seeds"] == [0, 1] and len(group["group_sha256"]) == 64
+    assert group_runs(out) == [out / "seed_0", out / "seed_1"]
+    recipes = [yaml.safe_load((out / f"seed_{s}" / "recipe.yaml").read_text()) for s in (0, 1)]
+    assert [r.pop("seed") for r in recipes] == [0, 1]
+    assert recipes[0] == recipes[1]
+
+    scores = [read_scores(out / f"seed_{s}" / "scores.json") for s in (0, 1)]
+    assert {s["run"]["group_sha256"] for s in scores} == {group["group_sha256"]}
+    assert scores[0]["run"]["recipe_sha256"] != scores[1]["run"]["recipe_sha256"]
+    assert scores[0]["schema"] == SCHEMA
+
+    # Rerunning resumes every seed (nothing redone); a new seed joins the group.
+    again = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out), "--seeds", "0,1"])
+    assert again.exit_code == 0 and again.output.count("already complete, skipped") == 14
+    other = runner.invoke(
+        app,
+        ["run", str(fast_recipe), "--out", str(out), "--seeds", "0", "--set", "eval.episodes=3"],
+    )
+    assert other.exit_code == 2 and "different recipe" in other.output
+    assert json.loads((out / "group.json").read_text())["seeds"] == [0, 1]
