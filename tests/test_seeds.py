@@ -25,13 +25,8 @@ def test_parse_seeds_takes_lists_and_ranges():
             parse_seeds(bad)
 
 
-def test_seeds_run_one_pipeline_each_that_differ_only_in_seed(fast_recipe, tmp_path):
-    out = tmp_path / "group"
-    result = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out), "--seeds", "0-1"])
-    assert result.exit_code == 0, result.output
-    lines = [line for line in result.stdout.splitlines() if " eval mean " in line]
-    assert [line.split()[:2] for line in lines] == [["seed", "0"], ["seed", "1"]]
-
+def test_seeds_run_one_pipeline_each_that_differ_only_in_seed(fast_group, fast_recipe):
+    out = fast_group
     group = json.loads((out / "group.json").read_text())
     assert group["seeds"] == [0, 1] and len(group["group_sha256"]) == 64
     assert group_runs(out) == [out / "seed_0", out / "seed_1"]
@@ -44,9 +39,12 @@ def test_seeds_run_one_pipeline_each_that_differ_only_in_seed(fast_recipe, tmp_p
     assert scores[0]["run"]["recipe_sha256"] != scores[1]["run"]["recipe_sha256"]
     assert scores[0]["schema"] == SCHEMA
 
-    # Rerunning resumes every seed (nothing redone); a new seed joins the group.
+    # Rerunning resumes every seed: nothing is redone, and each prints its eval line.
     again = runner.invoke(app, ["run", str(fast_recipe), "--out", str(out), "--seeds", "0,1"])
     assert again.exit_code == 0 and again.output.count("already complete, skipped") == 14
+    lines = [line for line in again.stdout.splitlines() if " eval mean " in line]
+    assert [line.split()[:2] for line in lines] == [["seed", "0"], ["seed", "1"]]
+    # A group directory belongs to one recipe.
     other = runner.invoke(
         app,
         ["run", str(fast_recipe), "--out", str(out), "--seeds", "0", "--set", "eval.episodes=3"],

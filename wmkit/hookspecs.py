@@ -20,3 +20,13 @@ def wmkit_register(registry: Registry) -> None:
     Called once per plugin when the registry is built. Every implementation is called;
     return values are ignored. Adding a name that is already taken is an error.
     """
+
+
+@hookspec
+def wmkit_metric_sinks() -> list[type]:
+    """Return the metric sink classes this plugin provides (see ``wmkit.sinks.MetricSink``).
+
+    Called once per plugin when a run starts; every implementation is called and the lists
+    are joined. A recipe selects sinks by their ``name`` in its ``sinks`` list. Two sinks
+    with the same name are an error.
+    """

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from wmkit import scores
+from wmkit import scores, sinks
 from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
 from wmkit.fileio import atomic_write_json
@@ -120,7 +120,8 @@ def run_pipeline(
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        return _run_stages(ctx, recipe)
+        with sinks.active(sinks.open_sinks(run, recipe)):
+            return _run_stages(ctx, recipe)
     finally:
         log.removeHandler(handler)
         handler.close()

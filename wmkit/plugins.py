@@ -113,9 +113,9 @@ def _cached() -> Plugins:
     return load_plugins()
 
 
-def get_plugins() -> Plugins:
-    """The process-wide plugins, loaded once."""
-    return _cached()
+def get_plugins(modules: tuple[str, ...] = ()) -> Plugins:
+    """The process-wide plugins, loaded once; with a recipe's ``plugins:`` modules on top."""
+    return _with_modules(tuple(modules)) if modules else _cached()
 
 
 def get_registry(modules: tuple[str, ...] = ()) -> Registry:
