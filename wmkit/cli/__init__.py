@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from wmkit.cli import compare as compare_cmd
 from wmkit.cli import dream as dream_cmd
 from wmkit.cli import eval as eval_cmd
 from wmkit.cli import gap as gap_cmd
@@ -25,6 +26,7 @@ app.command("run")(run_cmd.run)
 app.command("eval")(eval_cmd.eval_)
 app.command("dream")(dream_cmd.dream)
 app.command("gap")(gap_cmd.gap)
+app.command("compare")(compare_cmd.compare)
 app.command("validate")(validate_cmd.validate)
 app.command("plugins")(plugins_cmd.plugins)
 app.command("verify")(verify_cmd.verify)
