@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,40 @@ def fast_group(tmp_path_factory) -> Path:
         result = CliRunner().invoke(app, ["run", str(recipe), "--out", str(out), "--seeds", "0-1"])
     assert result.exit_code == 0, result.output
     return out
+
+
+def run_numbers(out: Path) -> dict:
+    """Everything a run computed, for comparing runs bit for bit: every evaluation return,
+    the dream score, the SHA-256 of the final controller's parameters, every shard's
+    checksum and every generation's fitness."""
+    from safetensors.numpy import load
+
+    evaluation = json.loads((out / "eval.json").read_text())
+    params = load((out / "checkpoints" / "controller.safetensors").read_bytes())["params"]
+
+    def shards(folder: str) -> dict:
+        manifest = json.loads((out / "data" / folder / "manifest.json").read_text())
+        return {k: v["sha256"] for k, v in manifest["shards"].items()}
+
+    fitness = (out / "metrics" / "fit_controller.jsonl").read_text().splitlines()
+    return {
+        "returns": evaluation["returns"],
+        "dream": evaluation["dream"]["mean"],
+        "controller_sha256": hashlib.sha256(params.tobytes()).hexdigest(),
+        "rollouts": shards("rollouts"),
+        "latents": shards("latents"),
+        "fitness": [{k: json.loads(row)[k] for k in ("best", "mean", "worst")} for row in fitness],
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_numbers(tmp_path_factory) -> dict:
+    """``run_numbers`` of the tiny recipe on the local executor, run once per session."""
+    from wmkit.pipeline import run_pipeline
+    from wmkit.plugins import get_registry
+    from wmkit.recipe import resolve_recipe
+
+    out = tmp_path_factory.mktemp("tiny_local") / "run"
+    registry = get_registry()
+    run_pipeline(resolve_recipe(dict(TINY), registry), registry, out)
+    return run_numbers(out)

@@ -79,6 +79,36 @@ def test_corpus_answers_with_one_line_and_exit_code_2(tmp_path, recipe, expected
     assert not (tmp_path / "r").exists()  # a bad recipe never creates a run directory
 
 
+# Values that pass their options model but that a component's constructor rejects.
+REJECTED_BY_CONSTRUCTOR = [
+    (
+        {"vision": {"name": "picky"}},
+        "error: vision 'picky' (plugin 'tests.fixtures.picky_plugin') cannot be built: "
+        "ValueError: picky wants 96x96 frames, got (3, 64, 64)",
+    ),
+    (
+        {"optimizer": {"name": "openai_es", "population": 5}},
+        "error: optimizer.population: openai_es samples antithetic pairs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("blocks", "expected"), REJECTED_BY_CONSTRUCTOR, ids=["raises", "wmkit"])
+def test_what_only_a_constructor_rejects_fails_validate_and_run_in_one_line(
+    fast_recipe, tmp_path, blocks, expected
+):
+    data = yaml.safe_load(fast_recipe.read_text())
+    data.update(blocks, plugins=[*data["plugins"], "tests.fixtures.picky_plugin"])
+    fast_recipe.write_text(yaml.safe_dump(data))
+    out = tmp_path / "r"
+    for command in (["validate", str(fast_recipe)], ["run", str(fast_recipe), "--out", str(out)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(expected), result.output
+    assert not out.exists()
+
+
 def test_corpus_is_at_least_thirty_cases():
     assert len(CORPUS) >= 30
 

@@ -189,7 +189,17 @@ def test_temperature_sweep_writes_a_table_and_dream_command_writes_video(dream_r
     video = tmp_path / "dream.gif"
     res = CliRunner().invoke(
         app,
-        ["dream", "--checkpoint", str(out), "--side-by-side", "--steps", "5", "--out", str(video)],
+        [
+            "dream",
+            "--checkpoint",
+            str(out),
+            "--trust-plugins",  # the blob environment's module, named in the run's recipe
+            "--side-by-side",
+            "--steps",
+            "5",
+            "--out",
+            str(video),
+        ],
     )
     assert res.exit_code == 0, res.output
     import imageio.v3 as iio
@@ -197,5 +207,29 @@ def test_temperature_sweep_writes_a_table_and_dream_command_writes_video(dream_r
     frames = iio.imread(video)
     assert frames.shape[0] >= 1 and frames.shape[2] > 3 * 64 * 3  # three panels side by side
     assert (tmp_path / "dream_strip.png").exists()
-    bad = CliRunner().invoke(app, ["dream", "--checkpoint", str(out), "--out", "x.avi"])
+    bad = CliRunner().invoke(
+        app, ["dream", "--checkpoint", str(out), "--trust-plugins", "--out", "x.avi"]
+    )
     assert bad.exit_code == 2 and "must end in .gif or .mp4" in bad.output
+
+
+def test_the_sweep_plot_is_written_atomically(tmp_path, monkeypatch):
+    import types
+
+    import wmkit.plots
+    from wmkit.rundir import RunDir
+    from wmkit.stages.sweep import write_table
+
+    written = []
+
+    def recording(path, data):
+        written.append(path)
+        real(path, data)
+
+    real = wmkit.plots.atomic_write_bytes
+    monkeypatch.setattr(wmkit.plots, "atomic_write_bytes", recording)
+    score = {"mean": 1.0, "std": 0.5, "episodes": 2}
+    rows = [{"temperature": t, "dream": score, "real": score} for t in (0.5, 1.0)]
+    write_table(types.SimpleNamespace(run=RunDir(tmp_path)), rows)
+    assert written == [tmp_path / "plots" / "temperature_sweep.png"]
+    assert (tmp_path / "plots" / "temperature_sweep.png").read_bytes()[:4] == b"\x89PNG"

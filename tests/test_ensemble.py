@@ -56,6 +56,20 @@ def test_done_is_the_most_pessimistic_member_or_the_mean():
         assert torch.allclose(pred.done, torch.full((2,), expected), atol=1e-5), rule
 
 
+def test_reward_is_the_mean_less_the_penalty_times_the_members_spread():
+    rewards = torch.tensor([1.0, 2.0, 6.0])
+    spread = rewards.std(unbiased=False)
+    for penalty in (0.0, 0.5):
+        model = ensemble(members=3, reward_penalty=penalty)
+        with torch.no_grad():
+            for member, r in zip(model.members, rewards):
+                member.head.weight[-2].zero_()
+                member.head.bias[-2] = r
+        pred, _ = model.step(torch.zeros(2, Z), torch.zeros(2, A), model.initial_state(2))
+        expected = rewards.mean() - penalty * spread
+        assert torch.allclose(pred.reward, expected.expand(2), atol=1e-5), penalty
+
+
 def test_each_row_samples_one_member_picked_at_random():
     model = ensemble(members=3)
     with torch.no_grad():

@@ -48,7 +48,7 @@ def test_pairs_in_order_counts_agreeing_pairs():
 def test_gap_plays_the_named_policies_on_the_real_seeds(fast_recipe, tmp_path):
     out = tmp_path / "run"
     assert runner.invoke(app, ["run", str(fast_recipe), "--out", str(out)]).exit_code == 0
-    args = ["gap", "--checkpoint", str(out), "--episodes", "3"]
+    args = ["gap", "--checkpoint", str(out), "--trust-plugins", "--episodes", "3"]
     names = ["constant:1,1", "constant:-1,0.5", "uniform", "controller"]
     result = runner.invoke(app, [*args, *[f"--policy={n}" for n in names]])
     assert result.exit_code == 0, result.output
@@ -76,7 +76,8 @@ def test_gap_names_a_bad_policy_and_writes_nothing(fast_recipe, tmp_path):
         ("constant:a,b", "--policy constant:a,b: constant actions are numbers"),
         ("fly", "--policy fly: unknown policy"),
     ):
-        result = runner.invoke(app, ["gap", "--checkpoint", str(out), "--policy", bad])
+        args = ["gap", "--checkpoint", str(out), "--trust-plugins", "--policy", bad]
+        result = runner.invoke(app, args)
         assert result.exit_code == 2 and says in result.output, result.output
         assert "Traceback" not in result.output
     assert not list((out / "evals").glob("gap_*"))

@@ -28,7 +28,7 @@ def test_damage_is_reported_repaired_and_redone_exactly(fast_recipe, tmp_path):
     ctrl = out / "checkpoints" / "controller.safetensors"
     ctrl.write_bytes(ctrl.read_bytes()[:-8] + b"garbage!")  # corrupted
 
-    broken = runner.invoke(app, ["eval", "--checkpoint", str(out)])
+    broken = runner.invoke(app, ["eval", "--checkpoint", str(out), "--trust-plugins"])
     assert broken.exit_code == 2
     assert f"{ctrl}: checkpoint is corrupted" in broken.output
 

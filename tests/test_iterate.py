@@ -14,6 +14,7 @@ from tests.test_cli_run import STAGES
 from tests.test_dream import guard_env_during
 from wmkit import checkpoint
 from wmkit.cli import app
+from wmkit.components import read_agent_weights
 from wmkit.plugins import get_registry
 from wmkit.recipe import load_recipe
 from wmkit.stages import fit_controller as fit_controller_module
@@ -49,9 +50,9 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     batches = []
     dream = fit_controller_module.dream_rollout
 
-    def counted(memory, controller, z0, *args):
+    def counted(memory, controller, z0, *args, **kwargs):
         batches.append(len(z0))
-        return dream(memory, controller, z0, *args)
+        return dream(memory, controller, z0, *args, **kwargs)
 
     monkeypatch.setattr(fit_controller_module, "dream_rollout", counted)
     out = tmp_path / "run"
@@ -112,12 +113,10 @@ def test_a_round_episode_plays_the_controller_it_is_given(fast_recipe, tmp_path)
     params = np.zeros_like(tensors["params"])
     params[-2:] = [0.5, -0.25]
 
-    init_worker(yaml.safe_load(fast_recipe.read_text()), str(out))
-    info = play_one((7, 11, params))
-    store = RolloutStore(out / "data" / "rollouts")
-    store.add(info)
-    actions = store.load(7)["action"]
-    assert len(actions) == info.steps > 1
+    weights = read_agent_weights(out / "checkpoints", controller=False)
+    init_worker(yaml.safe_load(fast_recipe.read_text()), weights)
+    actions = play_one((7, 11, params))["action"]
+    assert len(actions) > 1
     np.testing.assert_allclose(actions, np.tanh([[0.5, -0.25]] * len(actions)), atol=1e-6)
 
 

@@ -85,3 +85,20 @@ def test_report_renders_in_headless_chromium(report_run, tmp_path):
     assert image.size == (1000, 1400)
     low, high = image.getextrema()
     assert high - low > 100  # something was drawn: text and plots, not a blank page
+
+
+def test_report_reads_nothing_outside_the_run(report_run, tmp_path):
+    """A run from elsewhere whose files link out of it: what they point at is left out."""
+    from wmkit.report import build_report
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "eval.json").write_text(json.dumps({"mean": 4242.5, "std": 0.0, "episodes": 1}))
+    shutil.copy(report_run / "plots" / "vision_loss.png", secret / "vision_loss.png")
+    (report_run / "eval.json").unlink()
+    (report_run / "eval.json").symlink_to(secret / "eval.json")
+    shutil.rmtree(report_run / "plots")
+    (report_run / "plots").symlink_to(secret, target_is_directory=True)
+    page = build_report(report_run, reps=50)
+    assert "4242.5" not in page and "not evaluated yet" in page
+    assert "V: training loss per epoch" not in page

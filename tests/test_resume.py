@@ -29,7 +29,10 @@ def test_sigkill_at_four_points_then_resume_matches_an_uninterrupted_run(fast_re
     fast_recipe.write_text(yaml.safe_dump(data))
 
     # Reference and interrupted runs alike run the CLI in a fresh, single-threaded process.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    # 'python -m wmkit' leaves the current directory off the import path: the recipe's
+    # plugin module (tests.fixtures.blob_plugin) is found through PYTHONPATH.
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
     base = [sys.executable, "-m", "wmkit", "run", str(fast_recipe), "--out"]
     reference = tmp_path / "reference"
     done = subprocess.run([*base, str(reference)], capture_output=True, text=True, env=env)

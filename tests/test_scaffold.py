@@ -112,7 +112,8 @@ def test_generated_plugin_passes_its_tests_and_runs_a_recipe(kind, generate, tin
         "README.md",
     }
     pyproject = (folder / "pyproject.toml").read_text()
-    assert f'[project.entry-points.wmkit]\n{names.name} = "{names.module}"' in pyproject
+    assert f'[project.entry-points.wmkit]\n{names.component} = "{names.module}"' in pyproject
+    assert f'name = "{names.distribution}"' in pyproject
     assert f'py-modules = ["{names.module}"]' in pyproject
     assert 'dependencies = ["wmkit"]' in pyproject
     assert len((folder / "README.md").read_text().splitlines()) <= 14
@@ -156,7 +157,8 @@ def test_generated_pyproject_builds_a_wheel_with_the_entry_point(tmp_path):
         entry_points = next(zf.read(f).decode() for f in files if f.endswith("entry_points.txt"))
     assert "wmkit_wheel_check.py" in files
     assert not any(f.startswith("tests/") for f in files)
-    assert "[wmkit]\nwheel-check = wmkit_wheel_check" in entry_points
+    assert "[wmkit]\nwheel_check = wmkit_wheel_check" in entry_points
+    assert wheel.name.startswith("wmkit_wheel_check-0.1.0-")  # distribution wmkit-wheel-check
 
 
 @pytest.mark.parametrize(
@@ -183,3 +185,55 @@ def test_bad_name_or_existing_folder_is_one_line_and_writes_nothing(name, kind, 
     assert result.stdout == ""
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
     assert written == (["taken"] if name == "taken" else [])
+
+
+@pytest.mark.parametrize("name", ["wmkit-cat-mem", "wmkit_cat_mem", "cat-mem", "cat_mem"])
+def test_names_never_double_the_prefix_and_agree_with_each_other(name):
+    names = PluginNames.from_name(name)
+    assert (names.distribution, names.module, names.component, names.cls) == (
+        "wmkit-cat-mem",
+        "wmkit_cat_mem",
+        "cat_mem",
+        "CatMem",
+    )
+    assert names.name == name  # the folder is NAME as typed
+
+
+def test_generated_pyproject_filters_the_warnings_wmkit_filters():
+    import tomllib
+
+    from wmkit.scaffold import plugin_files
+
+    ours = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    theirs = tomllib.loads(plugin_files("warn-check", "controller")["pyproject.toml"])
+    wanted = ours["tool"]["pytest"]["ini_options"]["filterwarnings"]
+    assert theirs["tool"]["pytest"]["ini_options"]["filterwarnings"] == wanted
+
+
+@pytest.mark.parametrize("kind", ["vision", "memory"])
+def test_generated_component_resumes_with_its_adam_state(kind, generate):
+    """A copy given the weights and train_state_dict of a trained one takes the same next
+    step: the pipeline's resume after a crash changes nothing."""
+    from wmkit.protocols import SequenceBatch
+
+    _, names, module = generate(kind)
+    cls = getattr(module, names.cls)
+    gen = torch.Generator().manual_seed(0)
+    if kind == "vision":
+        make = lambda: cls(cls.Options(z_dim=4, channels=4), (3, 16, 16))  # noqa: E731
+        batch = torch.rand(2, 3, 16, 16, generator=gen)
+    else:
+        make = lambda: cls(cls.Options(hidden=4), 3, 2)  # noqa: E731
+        z, a = torch.randn(2, 5, 3, generator=gen), torch.rand(2, 5, 2, generator=gen)
+        batch = SequenceBatch(z, a, torch.randn(2, 5, generator=gen), torch.zeros(2, 5))
+    trained = make()
+    trained.fit_epoch([batch, batch])
+    resumed = make()
+    resumed.load_state_dict(trained.state_dict())
+    # Copies, as from the checkpoint file: torch's Adam would share the very tensors.
+    resumed.load_train_state_dict({k: v.clone() for k, v in trained.train_state_dict().items()})
+    for model in (trained, resumed):
+        torch.manual_seed(1)  # the VAE samples z: as the pipeline does, seed each epoch
+        model.fit_epoch([batch])
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)

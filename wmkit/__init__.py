@@ -1,6 +1,15 @@
 """wmkit: a plugin-based toolkit for world models (V, M, C in the style of Ha & Schmidhuber)."""
 
-from wmkit.hookspecs import hookimpl
+import os as _os
+import sys as _sys
+
+# ``python -m wmkit`` puts the current directory first on the import path (the ``wmkit``
+# script does not), so a file there, say in a run directory from elsewhere, would shadow
+# any module wmkit imports, plugins included. While ``-m`` looks for wmkit, argv[0] is "-m".
+if _sys.argv[:1] == ["-m"] and _sys.path and _sys.path[0] in ("", _os.getcwd()):
+    del _sys.path[0]
+
+from wmkit.hookspecs import hookimpl  # noqa: E402
 
 __version__ = "0.1.0"
 

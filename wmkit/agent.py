@@ -26,13 +26,9 @@ class Agent:
         memory: Memory,
         controller: Controller,
         device: torch.device | str = "cpu",
-        sample_z: bool = False,
-        generator: torch.Generator | None = None,
     ):
         self.vision, self.memory, self.controller = vision, memory, controller
         self.device = torch.device(device)
-        self.sample_z = sample_z
-        self.generator = generator
         self.state: Any = None
 
     def reset(self, batch_size: int = 1) -> None:
@@ -40,11 +36,9 @@ class Agent:
 
     @torch.no_grad()
     def encode(self, frames: np.ndarray) -> torch.Tensor:
-        mu, logvar = self.vision.encode(frames_to_tensor(frames, self.device))
-        if not self.sample_z:
-            return mu
-        noise = torch.randn(mu.shape, generator=self.generator, device=mu.device)
-        return mu + (logvar / 2).exp() * noise
+        """V's mean latent for frames [B, H, W, C]: the agent acts on mu, never a sample."""
+        mu, _ = self.vision.encode(frames_to_tensor(frames, self.device))
+        return mu
 
     @torch.no_grad()
     def act(self, frames: np.ndarray) -> np.ndarray:

@@ -1,8 +1,15 @@
 """Checkpoints: one safetensors file holds the tensors and, in its header, the metadata and a
-checksum of the tensor bytes, so a single atomic rename replaces all three together (two files
-cannot be swapped at once: a kill between two renames once left new weights beside old metadata).
-A ``.json`` copy of the metadata is written after it for people and tools; loading does not trust
-it. Loading never unpickles anything."""
+checksum, so a single atomic rename replaces all three together (two files cannot be swapped at
+once: a kill between two renames once left new weights beside old metadata). A ``.json`` copy of
+the metadata is written after it for people and tools; loading does not trust it. Loading never
+unpickles anything.
+
+The checksum (``checksum_version`` 2) covers the whole file but for its own value: every
+tensor's dtype, shape and offsets, the metadata, and the tensor bytes. A flipped ``F64`` or a
+changed ``generation`` is found as surely as a flipped weight. Files written before it (no
+``checksum_version``) hold a checksum of the tensor bytes only, and are still read and checked
+that way; the next save of the same checkpoint writes version 2.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
@@ -23,7 +29,15 @@ from safetensors.torch import load as torch_load
 from safetensors.torch import save as torch_save
 
 from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes
+from wmkit.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json,
+    read_regular,
+    sha256_bytes,
+)
+
+CHECKSUM_VERSION = 2
 
 
 def package_versions() -> dict[str, str]:
@@ -62,18 +76,42 @@ def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
     return json.loads(data[8 : 8 + size]), data[8 + size :]
 
 
+def _index(header: dict[str, Any]) -> dict[str, Any]:
+    """The header's tensor entries (dtype, shape, data offsets), without the metadata."""
+    return {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def _digest(header: dict[str, Any], meta: dict[str, Any], body: bytes) -> str:
+    """Checksum version 2: the tensor index, any other header metadata, wmkit's metadata
+    without the checksum itself, then the tensor bytes."""
+    extra = header.get("__metadata__") or {}
+    covered = {
+        "tensors": _index(header),
+        "other_metadata": {k: v for k, v in extra.items() if k != "wmkit"},
+        "wmkit": {k: v for k, v in meta.items() if k != "sha256"},
+    }
+    text = json.dumps(covered, sort_keys=True, separators=(",", ":"))
+    return sha256_bytes(text.encode() + b"\0" + body)
+
+
 def save_tensors(stem: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
     """Write ``stem.safetensors`` (tensors + metadata + checksum, atomically), then a readable
     ``stem.json`` copy of the metadata."""
     weights, info = _paths(stem)
     plain, kind = _serialise(tensors)
+    header, body = _split(plain)
     full = {
         **meta,
         "format": kind,
-        "sha256": sha256_bytes(_split(plain)[1]),
+        "checksum_version": CHECKSUM_VERSION,
         "versions": package_versions(),
     }
+    # The metadata changes neither the tensor index nor the bytes, so the checksum of the
+    # file to come can be taken from the file without it.
+    full["sha256"] = _digest(header, full, body)
     data, _ = _serialise(tensors, {"wmkit": json.dumps(full, sort_keys=True)})
+    if _index(_split(data)[0]) != _index(header):
+        raise RuntimeError("safetensors laid the tensors out differently with metadata")
     atomic_write_bytes(weights, data)
     atomic_write_json(info, full)
 
@@ -82,36 +120,47 @@ def exists(stem: Path) -> bool:
     return _paths(stem)[0].exists()
 
 
-def _read_meta(weights: Path, info: Path, data: bytes) -> tuple[dict[str, Any], bytes]:
-    """The metadata and the bytes its checksum covers; files written before the metadata moved
-    into the header fall back to the ``.json`` and a checksum of the whole file."""
+def _read_meta(weights: Path, info: Path, data: bytes) -> tuple[dict[str, Any], str]:
+    """The metadata and the checksum the file's content gives, taken the way the metadata's
+    ``checksum_version`` says. Files written before the metadata moved into the header fall
+    back to the ``.json`` and a checksum of the whole file."""
     try:
         header, body = _split(data)
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise WmkitError(f"{weights}: unreadable checkpoint ({exc})") from None
-    extra = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(header, dict):
+        raise WmkitError(f"{weights}: unreadable checkpoint (the header is not a mapping)")
+    extra = header.get("__metadata__")
     embedded = extra.get("wmkit") if isinstance(extra, dict) else None
-    if embedded is not None:
-        try:
-            return json.loads(embedded), body
-        except ValueError as exc:
-            raise WmkitError(f"{weights}: damaged checkpoint metadata ({exc})") from None
-    if not info.exists():
-        raise WmkitError(f"{info}: checkpoint file not found")
+    if embedded is None:
+        if not info.exists():
+            raise WmkitError(f"{info}: checkpoint file not found")
+        meta = read_json(info)
+        if not isinstance(meta, dict):
+            raise WmkitError(f"{info}: damaged checkpoint metadata (not a mapping)")
+        return meta, sha256_bytes(data)
     try:
-        return json.loads(info.read_text()), data
-    except ValueError as exc:
-        raise WmkitError(f"{info}: damaged checkpoint metadata ({exc})") from None
+        meta = json.loads(embedded)
+    except (ValueError, TypeError) as exc:
+        raise WmkitError(f"{weights}: damaged checkpoint metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise WmkitError(f"{weights}: damaged checkpoint metadata (not a mapping)")
+    version = meta.get("checksum_version", 1)
+    if version == 1:
+        return meta, sha256_bytes(body)  # written before version 2: the tensor bytes only
+    if version == CHECKSUM_VERSION:
+        return meta, _digest(header, meta, body)
+    raise WmkitError(f"{weights}: damaged checkpoint metadata (checksum_version {version!r})")
 
 
 def load_tensors(stem: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint, verifying its checksum; errors name the file and what to do."""
     weights, info = _paths(stem)
-    if not weights.exists():
+    if not weights.exists() and not weights.is_symlink():
         raise WmkitError(f"{weights}: checkpoint file not found")
-    data = weights.read_bytes()
-    meta, covered = _read_meta(weights, info, data)
-    if sha256_bytes(covered) != meta.get("sha256"):
+    data = read_regular(weights)
+    meta, actual = _read_meta(weights, info, data)
+    if actual != meta.get("sha256"):
         raise WmkitError(
             f"{weights}: checkpoint is corrupted (checksum mismatch); delete it and rerun "
             f"'wmkit run' to retrain that stage"
@@ -121,10 +170,3 @@ def load_tensors(stem: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except SafetensorError as exc:
         raise WmkitError(f"{weights}: unreadable checkpoint ({exc})") from None
     return tensors, meta
-
-
-def to_numpy_state(state: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {
-        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-        for k, v in state.items()
-    }

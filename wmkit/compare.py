@@ -13,7 +13,6 @@ them can recompute every number and figure.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from wmkit.errors import WmkitError
+from wmkit.fileio import read_regular, sha256_bytes
 from wmkit.scores import FILENAME, PIPELINE_EVALUATION, scores_of
 
 METRICS = ("mean", "median", "iqm")
@@ -212,7 +212,8 @@ def curves(groups: list[Group], reps: int, seed: int) -> dict[str, dict[str, Any
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The SHA-256 of a score file, read as every file of a run is (``fileio.read_regular``)."""
+    return sha256_bytes(read_regular(Path(path)))
 
 
 def describe(groups: list[Group]) -> dict[str, dict[str, Any]]:
@@ -261,7 +262,7 @@ def plot_distributions(groups: list[Group], path: Path, reps: int, seed: int) ->
     import matplotlib.pyplot as plt
     from rliable import library, plot_utils
 
-    from wmkit.plots import _save
+    from wmkit.plots import save_figure
 
     everything = np.concatenate([g.matrix.ravel() for g in groups])
     low, high = float(everything.min()), float(everything.max())
@@ -288,7 +289,7 @@ def plot_distributions(groups: list[Group], path: Path, reps: int, seed: int) ->
     )
     ax.legend(loc="lower left")
     ax.set_title("Score distributions (95% stratified-bootstrap CIs)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_aggregates(aggs: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -298,7 +299,7 @@ def plot_aggregates(aggs: dict[str, dict[str, list[float]]], path: Path) -> None
     matplotlib.use("Agg")
     from rliable import plot_utils
 
-    from wmkit.plots import _save
+    from wmkit.plots import save_figure
 
     labels = list(aggs)
     points = {k: np.array([aggs[k][m][0] for m in METRICS]) for k in labels}
@@ -315,7 +316,7 @@ def plot_aggregates(aggs: dict[str, dict[str, list[float]]], path: Path) -> None
         xlabel="return",
         xlabel_y_coordinate=-0.6 if len(labels) < 3 else -0.25,
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_curves(groups: list[Group], data: dict[str, dict[str, Any]], aggs, path: Path) -> None:
@@ -325,7 +326,7 @@ def plot_curves(groups: list[Group], data: dict[str, dict[str, Any]], aggs, path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from wmkit.plots import _save
+    from wmkit.plots import save_figure
 
     colors = _colors([g.label for g in groups])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -368,7 +369,7 @@ def plot_curves(groups: list[Group], data: dict[str, dict[str, Any]], aggs, path
         ax.set_ylabel("return (IQM over runs, 95% CI)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def markdown(

@@ -1,9 +1,13 @@
 """One small interface for running rollouts in parallel.
 
-The stages only call ``map``; whether tasks run inline, in local worker processes or (later)
-on a cluster is the executor's business. Workers get one torch thread each: on a small
-machine, workers that keep torch's default thread count fight over the cores and run about
-15x slower together than alone.
+The stages only call ``map``; whether tasks run inline, in local worker processes or on a
+cluster is the executor's business (``wmkit.protocols.Executor``). The recipe's ``executor``
+block chooses it: ``local`` (this module, the default) or ``ray`` (plugin ``wmkit_ray``), and
+a plugin can add another with ``registry.add_executor``. Tasks get what they need as values
+(the recipe, the weights of V, M and C) and return their results as data; only the driver
+writes to the run directory. Workers get one torch thread each: on a small machine, workers
+that keep torch's default thread count fight over the cores and run about 15x slower
+together than alone.
 
 Local workers are fault tolerant: a worker that dies (segfault, OOM kill, ``os._exit``) or
 runs one task past ``task_timeout`` is replaced, and its task is retried up to ``retries``
@@ -12,36 +16,38 @@ submitted: a fresh worker's start (spawning, importing torch, loading V and M, s
 can take longer than a task on a busy machine, and is allowed ``startup_timeout``.
 A hung task is known exactly; a dead worker breaks the whole pool without saying which task
 it ran, so every task then in flight is counted one attempt. Tasks must therefore be
-repeatable, which every wmkit task is (they are seeded and write their output atomically).
+repeatable, which every wmkit task is (they are seeded by their index and write nothing).
+
+Workers never outlive the process that started them: on Linux the kernel kills them when it
+dies (a parent-death signal), and a thread in each worker watches its parent's pid as well,
+for other systems and for the moment before the signal is set. Workers ignore SIGINT: a
+Ctrl-C reaches the whole process group, and only the main process handles it (it stops the
+workers), so that no worker prints a traceback.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from wmkit.errors import WmkitError
+from wmkit.hookspecs import hookimpl
+from wmkit.protocols import ExecutorOptions
 
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger("wmkit.executor")
-
-
-class Executor(Protocol):
-    """Runs ``fn`` over tasks and yields ``(index, result)`` as results arrive."""
-
-    workers: int
-
-    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]: ...
-
-    def close(self) -> None: ...
 
 
 class WorkerFailure(WmkitError):
@@ -60,11 +66,34 @@ def _single_thread() -> None:
 _started: Any = None  # in a worker: the queue on which it says when it starts each task
 
 
+def _follow_parent(poll: float = 1.0) -> None:
+    """End this worker when its parent dies, and leave Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = mp.parent_process()
+    ppid = parent.pid if parent is not None else os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # the watch below still ends the worker
+    if os.getppid() != ppid:  # the parent died before the signal was set
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == ppid:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wmkit-parent-watch", daemon=True).start()
+
+
 def _init_worker(
     initializer: Callable[..., None] | None, initargs: tuple[Any, ...], started: Any
 ) -> None:
     global _started
     _started = started
+    _follow_parent()
     _single_thread()
     if initializer is not None:
         initializer(*initargs)
@@ -132,6 +161,7 @@ class ProcessExecutor:
         self.retries = retries
         self.events: list[tuple[str, int, int]] = []
         self._initializer, self._initargs = initializer, initargs
+        self._pending: dict[Future, _InFlight] = {}
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -144,10 +174,13 @@ class ProcessExecutor:
             initargs=(self._initializer, self._initargs, self._started),
         )
 
+    def _kill_workers(self) -> None:
+        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+            proc.kill()
+
     def _restart(self) -> None:
         """Kill every worker (a hung one cannot be stopped any other way) and start anew."""
-        for proc in list(getattr(self._pool, "_processes", {}).values()):
-            proc.kill()
+        self._kill_workers()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
 
@@ -157,6 +190,7 @@ class ProcessExecutor:
         queue = list(range(len(tasks)))[::-1]
         attempts = [0] * len(tasks)
         pending: dict[Future, _InFlight] = {}
+        self._pending = pending  # for close(), when the loop below is left early
 
         def submit(i: int) -> None:
             pending[self._pool.submit(_run, fn, i, tasks[i])] = _InFlight(i, time.monotonic())
@@ -220,6 +254,10 @@ class ProcessExecutor:
         return min(0.25, self.task_timeout) if self.task_timeout else None
 
     def close(self) -> None:
+        """Stop the pool. Tasks still running (the stage was interrupted or failed) are not
+        waited for: their workers are killed."""
+        if any(not fut.done() for fut in self._pending):
+            self._kill_workers()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -234,3 +272,41 @@ def make_executor(
     if workers <= 1:
         return InlineExecutor(initializer, initargs)
     return ProcessExecutor(workers, initializer, initargs, task_timeout, retries)
+
+
+class LocalExecutor:
+    """Rollouts on this machine: ``workers`` spawned processes, or this process when
+    ``workers`` is 0 or 1. Its settings are the recipe's top-level ``workers``,
+    ``task_timeout`` and ``task_retries``."""
+
+    name = "local"
+
+    class Options(ExecutorOptions):
+        """No options of its own."""
+
+    def __init__(
+        self,
+        options: ExecutorOptions,
+        workers: int,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple = (),
+        task_timeout: float | None = None,
+        retries: int = 2,
+    ):
+        self.pool = make_executor(workers, initializer, initargs, task_timeout, retries)
+
+    @property
+    def events(self) -> list[tuple[str, int, int]]:
+        return getattr(self.pool, "events", [])
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[int, R]]:
+        return self.pool.map(fn, tasks)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+@hookimpl
+def wmkit_register(registry) -> None:
+    """The local executor registers as any plugin's executor would (entry point ``local``)."""
+    registry.add_executor(LocalExecutor)

@@ -7,13 +7,12 @@ is an ordinary run directory that resumes as any other.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_json
+from wmkit.fileio import atomic_write_json, inside, read_json
 from wmkit.scores import group_digest
 
 GROUP_FILE = "group.json"
@@ -45,13 +44,12 @@ def seed_dir(root: Path, seed: int) -> Path:
 
 
 def read_group(root: Path) -> dict[str, Any] | None:
+    """``group.json``, or None where there is none. A group may come from elsewhere: it is
+    read as every file of a run is (``fileio.read_json``)."""
     path = Path(root) / GROUP_FILE
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise WmkitError(f"{path}: unreadable group file ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("seeds"), list):
         raise WmkitError(f"{path}: not a wmkit group file (no list of seeds)")
     return data
@@ -90,11 +88,13 @@ def group_runs(root: Path) -> list[Path]:
     if data is not None:
         runs = []
         for seed in data["seeds"]:
-            if not isinstance(seed, int):
-                raise WmkitError(f"{root / GROUP_FILE}: seeds must be whole numbers")
-            runs.append(seed_dir(root, seed))
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                raise WmkitError(f"{root / GROUP_FILE}: seeds must be whole numbers >= 0")
+            runs.append(inside(root, seed_dir(Path("."), seed).name))
         return runs
-    return sorted(
+    found = sorted(
         (p for p in root.glob("seed_*") if p.is_dir()),
         key=lambda p: int(p.name[5:]) if p.name[5:].isdigit() else 0,
     )
+    # A seed folder that is a link out of the group is refused, as in a run directory.
+    return [inside(root, p.name) for p in found]

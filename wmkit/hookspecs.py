@@ -15,7 +15,8 @@ hookimpl = pluggy.HookimplMarker("wmkit")
 
 @hookspec
 def wmkit_register(registry: Registry) -> None:
-    """Add components (vision, memory, controller, optimizer) and environments to ``registry``.
+    """Add components (vision, memory, controller, optimizer), executors and environments to
+    ``registry``.
 
     Called once per plugin when the registry is built. Every implementation is called;
     return values are ignored. Adding a name that is already taken is an error.
@@ -26,7 +27,7 @@ def wmkit_register(registry: Registry) -> None:
 def wmkit_metric_sinks() -> list[type]:
     """Return the metric sink classes this plugin provides (see ``wmkit.sinks.MetricSink``).
 
-    Called once per plugin when a run starts; every implementation is called and the lists
-    are joined. A recipe selects sinks by their ``name`` in its ``sinks`` list. Two sinks
-    with the same name are an error.
+    Called on every plugin when ``wmkit run`` or ``wmkit validate`` checks a recipe, and again
+    when a run starts; the lists are joined. A recipe selects sinks by their ``name`` in its
+    ``sinks`` list. Two sinks with the same name are an error.
     """

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from wmkit.errors import WmkitError
+from wmkit.fileio import read_regular
 
 
 class MetricsLogger:
@@ -50,10 +51,13 @@ class MetricsLogger:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines metrics file, none if it is missing. It is read as every file
+    of a run is (``fileio.read_regular``): a run may come from elsewhere, and a device or a
+    link out of its folder is refused."""
     if not Path(path).exists():
         return []
     rows = []
-    for line in Path(path).read_text().splitlines():
+    for line in read_regular(Path(path)).decode(errors="replace").splitlines():
         try:
             rows.append(json.loads(line))
         except ValueError:

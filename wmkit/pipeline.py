@@ -18,7 +18,8 @@ import torch
 from wmkit import scores, sinks
 from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
-from wmkit.fileio import atomic_write_json
+from wmkit.errors import WmkitError
+from wmkit.fileio import atomic_write_text, check_regular, json_text, sha256_bytes
 from wmkit.progress import console, make_progress
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
@@ -27,7 +28,7 @@ from wmkit.stages.base import StageContext
 from wmkit.stages.collect import collect
 from wmkit.stages.encode import encode_dataset
 from wmkit.stages.evaluate import dream_episodes, dream_summary, evaluate
-from wmkit.stages.fit_controller import fit_controller, trained_memory_and_controller
+from wmkit.stages.fit_controller import fit_controller, trained_memory_and_fresh_controller
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
 from wmkit.stages.iterate import round_stages
@@ -40,7 +41,7 @@ log = logging.getLogger("wmkit")
 def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
     """The real score over eval.episodes, and the same controller's score in the dream."""
     result = evaluate(ctx)
-    memory, controller = trained_memory_and_controller(ctx)
+    memory, controller = trained_memory_and_fresh_controller(ctx)
     load_component(ctx.run.checkpoints / "controller", controller, "controller")
     if isinstance(controller, torch.nn.Module):
         controller.to(ctx.device)
@@ -53,7 +54,8 @@ def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
         "dream": dream,
         "train_in": ctx.recipe.optimizer.options.train_in,
     }
-    atomic_write_json(ctx.run.eval_path, data)
+    text = json_text(data)
+    atomic_write_text(ctx.run.eval_path, text)
     device, generation = str(ctx.device), len(scores.generation_rows(ctx.run))
     scores.record_evaluation(
         ctx.run,
@@ -70,6 +72,7 @@ def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
         "std": result.std,
         "episodes": result.episodes,
         "dream_mean": dream["mean"],
+        "sha256": sha256_bytes(text.encode()),  # so that verify finds a damaged eval.json
     }
 
 
@@ -91,40 +94,59 @@ def stages_for(recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[
     return STAGES[:cut] + round_stages(recipe) + STAGES[cut:]
 
 
-def make_context(
-    recipe: Recipe, registry: Registry, run: RunDir, device: str | None = None, progress: Any = None
-) -> StageContext:
+def make_context(recipe: Recipe, registry: Registry, run: RunDir) -> StageContext:
     env = make_env(recipe.env, registry)
     spec = env_spec(env)
     env.close()
-    return StageContext(
-        recipe,
-        registry,
-        run,
-        resolve_device(device or recipe.device),
-        spec,
-        progress or make_progress(),
-    )
+    return StageContext(recipe, registry, run, resolve_device(recipe.device), spec, make_progress())
 
 
-def run_pipeline(
-    recipe: Recipe, registry: Registry, out: Path, device: str | None = None
-) -> dict[str, Any]:
+def run_pipeline(recipe: Recipe, registry: Registry, out: Path) -> dict[str, Any]:
     """Run every stage not yet complete in ``out``; returns the stages' summaries."""
     run = RunDir(out)
-    ctx = make_context(recipe, registry, run, device)
+    ctx = make_context(recipe, registry, run)
     preflight(ctx)
+    with run.lock():
+        return _run_locked(ctx, recipe)
+
+
+def _run_locked(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
+    """The run, once this process holds its directory: check the recipe, finish a repair
+    cut short, clear what killed writes left, check that every completed stage's files are
+    there, then run the stages."""
+    from wmkit.verify import find_damage, finish_repair
+
+    run = ctx.run
     run.init(recipe)
-    handler = logging.FileHandler(run.root / "wmkit.log")
+    if finish_repair(run):
+        console.print(f"finished the repair of {run.root} that was cut short")
+    run.remove_temporary_files()
+    missing = find_damage(run, deep=False)
+    if missing:
+        raise WmkitError(
+            "\n".join(f"{item.path}: {item.reason}" for item in missing)
+            + f"\n{run.root}: run 'wmkit verify --checkpoint {run.root} --repair', then this "
+            "command again"
+        )
+    log_path = run.root / "wmkit.log"
+    if log_path.exists() or log_path.is_symlink():
+        check_regular(log_path)  # appended to in place: never through a link
+    handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Warnings (a worker that crashed or hung) also go to stderr, as with 'wmkit eval'.
+    shown = logging.StreamHandler()
+    shown.setLevel(logging.WARNING)
+    shown.setFormatter(logging.Formatter("warning: %(message)s"))
     log.addHandler(handler)
+    log.addHandler(shown)
     log.setLevel(logging.INFO)
     try:
         with sinks.active(sinks.open_sinks(run, recipe)):
             return _run_stages(ctx, recipe)
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        for h in (handler, shown):
+            log.removeHandler(h)
+            h.close()
 
 
 def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
@@ -161,20 +183,31 @@ def _complete(run, name: str, recipe: Recipe) -> bool:
 
 def preflight(ctx: StageContext) -> None:
     """Build every component once, untrained, before any long work: a recipe whose parts do
-    not fit together (frame size, action dimensions...) fails now, not after V has trained."""
+    not fit together (frame size, action dimensions...) or in memory fails now, not after V
+    has trained, and so does a metric sink the recipe names that no plugin provides.
+    ``wmkit validate`` runs it too. A constructor's exception is one line naming
+    the role, the component and its plugin (``components.construct``)."""
     from wmkit.components import (
         build_controller,
         build_memory,
         build_optimizer,
         build_vision,
     )
+    from wmkit.resources import building, check_trainable
 
-    vision = build_vision(ctx.recipe, ctx.registry, ctx.spec)
-    memory = build_memory(ctx.recipe, ctx.registry, vision.latent_dim, ctx.spec)
-    controller = build_controller(
-        ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
-    )
-    build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
+    with building("vision"):
+        vision = build_vision(ctx.recipe, ctx.registry, ctx.spec)
+    check_trainable("vision", vision)
+    with building("memory"):
+        memory = build_memory(ctx.recipe, ctx.registry, vision.latent_dim, ctx.spec)
+    check_trainable("memory", memory)
+    with building("controller"):
+        controller = build_controller(
+            ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
+        )
+    with building("optimizer"):
+        build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
+    sinks.check_sinks(ctx.recipe.sinks, tuple(ctx.recipe.plugins))
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:

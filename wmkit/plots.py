@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 from wmkit.fileio import atomic_write_bytes  # noqa: E402
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG through an atomic write, and close it."""
     import io
 
     buf = io.BytesIO()
@@ -37,7 +38,7 @@ def plot_curves(
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_fitness(rows: list[dict[str, Any]], path: Path, title: str = "CMA-ES fitness") -> None:
@@ -52,7 +53,7 @@ def plot_fitness(rows: list[dict[str, Any]], path: Path, title: str = "CMA-ES fi
     ax.set_ylabel("return")
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def image_grid(rows: list[np.ndarray], labels: list[str], path: Path, title: str) -> None:
@@ -68,4 +69,26 @@ def image_grid(rows: list[np.ndarray], labels: list[str], path: Path, title: str
             if c == 0:
                 ax.set_ylabel(label)
     fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def plot_guard(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """The exploit guard's checks: rank agreement above, dream vs real returns below."""
+    gens = [r["step"] for r in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
+    top.plot(gens, [r["agreement"] for r in rows], "o-", label="pairs in order")
+    top.plot(gens, [r["correlation"] for r in rows], "s--", label="correlation")
+    top.axhline(0.5, color="grey", lw=0.8)
+    top.set_ylim(-1.05, 1.05)
+    top.set_ylabel("dream vs real ranking")
+    top.legend()
+    bottom.plot(gens, [r["favourite_dream"] for r in rows], "o-", label="dream favourite (dream)")
+    bottom.plot(gens, [r["favourite_real"] for r in rows], "s-", label="dream favourite (real)")
+    bottom.plot(gens, [r["real_mean"] for r in rows], ":", label="picked candidates (real)")
+    bottom.set_xlabel("generation")
+    bottom.set_ylabel("return")
+    bottom.legend()
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    save_figure(fig, path)

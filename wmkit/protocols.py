@@ -16,23 +16,41 @@ Constructors are keyword-free and fixed per role, so the pipeline can build any 
 * ``Memory(options, latent_dim, action_dim)``
 * ``Controller(options, input_dim, action_low, action_high)``
 * ``Optimizer(options, x0, seed)``
+
+An ``Executor`` is registered and selected the same way, though it is no part of the agent:
+it decides where a stage's rollouts run (local processes, a Ray cluster, ...).
+
+* ``Executor(options, workers, initializer, initargs, task_timeout, retries)``
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The largest float32: every option that reaches torch must fit in one.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Options(BaseModel):
-    """Base of every options model: unknown keys are errors, never silently ignored."""
+    """Base of every options model: unknown keys are errors, never silently ignored, and no
+    number is infinite, NaN or too large for float32 (``learning_rate: 1e300`` would pass
+    ``gt=0`` and overflow in the first Adam step)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        for x in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(x, float) and not abs(x) <= FLOAT32_MAX:  # also catches NaN
+                raise ValueError(f"must be a finite number of at most {FLOAT32_MAX:.3g}")
+        return value
 
 
 class TrainOptions(Options):
@@ -95,6 +113,11 @@ class OptimizerOptions(Options):
             "'dream' rolls M forward instead and never touches the environment."
         ),
     )
+
+
+class ExecutorOptions(Options):
+    """Base options for an Executor. The fields every executor honours stay at the top of the
+    recipe (``workers``, ``task_timeout``, ``task_retries``); an executor adds its own."""
 
 
 @dataclass
@@ -167,7 +190,9 @@ class Vision(TrainedModule, Protocol):
     latent_dim: int
 
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the latent mean and log-variance, each [B, latent_dim]."""
+        """Return the latent mean and log-variance, each [B, latent_dim]. M trains on
+        samples ``mu + exp(logvar / 2) * eps``; the agent acts on ``mu``. A deterministic
+        vision returns a very low log-variance (e.g. -30), not zeros (docs/plugins.md)."""
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Return frames in [0, 1], [B, C, H, W], for latents [B, latent_dim]."""
@@ -253,15 +278,40 @@ class Optimizer(Protocol):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
 
 
+@runtime_checkable
+class Executor(Protocol):
+    """Runs a stage's rollout tasks and yields ``(index, result)`` as results arrive.
+
+    Built once per stage with ``initializer`` and ``initargs``: ``initializer(*initargs)``
+    must have run in a process before it runs a task there. ``initargs`` are values (the
+    resolved recipe as plain data, the weights of V, M and C), never paths, and a task
+    returns its result as data: nothing is shared with the driver but what travels.
+    Every task is a pure function of its argument and ``initargs``, so a task lost with a
+    process or a machine may be run again anywhere, at most ``retries`` more times, and one
+    running past ``task_timeout`` seconds may be stopped and run again.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[ExecutorOptions]]
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Run ``fn`` on every task; yield each result with its task's index, in any order."""
+
+    def close(self) -> None:
+        """Release the processes or connections this executor holds."""
+
+
 ROLES: dict[str, type] = {
     "vision": Vision,
     "memory": Memory,
     "controller": Controller,
     "optimizer": Optimizer,
+    "executor": Executor,
 }
 ROLE_OPTIONS: dict[str, type[Options]] = {
     "vision": VisionOptions,
     "memory": MemoryOptions,
     "controller": ControllerOptions,
     "optimizer": OptimizerOptions,
+    "executor": ExecutorOptions,
 }

@@ -16,13 +16,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from wmkit.errors import UnknownComponentError, WmkitError
+from wmkit.errors import WmkitError
 from wmkit.protocols import Options
 from wmkit.registry import Registry
 
 # Fields that change how fast a run goes (or where its metrics are mirrored), never what it
 # computes.
-NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "sinks")
+NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "executor", "sinks")
 # Fields that only add work after everything else: a finished run can take a sweep later.
 ADDS_ONLY = (("dream", "sweep"), ("dream", "sweep_generations"))
 
@@ -36,11 +36,14 @@ def without_run_settings(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+# Blocks that select a registered class by name; the executor is not part of the agent, but
+# it is chosen, validated and extended the same way.
 DEFAULT_COMPONENTS = {
     "vision": "conv_vae",
     "memory": "mdn_rnn",
     "controller": "linear",
     "optimizer": "cmaes",
+    "executor": "local",
 }
 
 
@@ -55,6 +58,14 @@ class EnvConfig(Options):
     )
     max_episode_steps: int | None = Field(
         None, ge=1, description="Episode step cap; null keeps the environment's own."
+    )
+    action_repeat: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Frames each action is held for, rewards summed; the agent sees the last frame. "
+            "Step caps elsewhere (collect, eval, dream) count the agent's steps."
+        ),
     )
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments for gymnasium.make."
@@ -109,6 +120,39 @@ class EvalConfig(Options):
     )
 
 
+class GuardConfig(Options):
+    """The online exploit guard: real checks of the dream's ranking while C evolves in it."""
+
+    every: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Check after every this many dream generations; 0 turns the guard off (no real "
+            "step is taken in the controller stage)."
+        ),
+    )
+    candidates: int = Field(
+        4,
+        ge=2,
+        description="Candidates of the generation played for real, spread over its dream ranking.",
+    )
+    episodes: int = Field(
+        2, ge=1, description="Real episodes per picked candidate, on seeds used nowhere else."
+    )
+    stop_below: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "Stop the search when the share of pairs the dream orders as the game does stays "
+            "below this; the controller of the last passing check is kept. null: only measure."
+        ),
+    )
+    patience: int = Field(
+        2, ge=1, description="Checks in a row below stop_below before the search stops."
+    )
+
+
 class DreamConfig(Options):
     """Rolling M forward as the environment: training C in it, and scoring C there."""
 
@@ -122,12 +166,33 @@ class DreamConfig(Options):
     score_episodes: int = Field(
         100, ge=1, description="Dream episodes that give the final controller its dream score."
     )
+    starts: Literal["first_frame", "anywhere"] = Field(
+        "first_frame",
+        description=(
+            "Where the optimizer's fitness dreams begin: 'first_frame', at the first frame of "
+            "a collected episode, dreaming the whole episode (up to max_steps); 'anywhere', "
+            "at a random step of a collected episode, M's memory warmed up on the real steps "
+            "before it, dreaming `horizon` steps (short dreams where the agent really went, "
+            "which compound less of M's error). The dream score of evaluate always dreams "
+            "whole episodes from first frames."
+        ),
+    )
+    warmup: int = Field(
+        16, ge=0, description="starts: anywhere: real steps fed to M before a start point."
+    )
+    horizon: int = Field(
+        50, ge=1, description="starts: anywhere: steps dreamed from each start point."
+    )
     sweep: list[float] = Field(
         default_factory=list,
         description=(
             "Temperatures to train a controller in the dream at, each then scored in the dream "
             "and in the real environment (the paper's Table 2); empty skips the sweep."
         ),
+    )
+    guard: GuardConfig = Field(
+        default_factory=GuardConfig,
+        description="The online exploit guard for controllers trained in the dream.",
     )
     sweep_generations: int | None = Field(
         None,
@@ -246,6 +311,9 @@ class Recipe(Options):
     memory: ComponentBlock = Field(description="M: the predictive recurrent model.")
     controller: ComponentBlock = Field(description="C: the policy on [z, h].")
     optimizer: ComponentBlock = Field(description="Searches C's parameters.")
+    executor: ComponentBlock = Field(
+        description="Where rollouts run: local processes, or a Ray cluster (executor.name=ray)."
+    )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Final evaluation.")
     dream: DreamConfig = Field(default_factory=DreamConfig, description="Dreams in M.")
     iterate: IterateConfig = Field(
@@ -334,7 +402,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> 
                     [(".".join(parts[: i + 1]), "is not a block; cannot set a key in it", child)],
                 )
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise RecipeError(
+                "--set", [(key, f"invalid YAML value: {' '.join(problem.split())}", raw)]
+            ) from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -351,7 +425,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise WmkitError(f"{path}: cannot read recipe: {exc}") from None
     if data is None:
-        data = {}
+        raise WmkitError(
+            f"{path}: the recipe is empty; write at least its name and the blocks you change "
+            "(an empty file would run the paper's full-size defaults)"
+        )
     if not isinstance(data, dict):
         raise WmkitError(f"{path}: a recipe must be a mapping of blocks, got {type(data).__name__}")
     return data
@@ -373,7 +450,7 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
         name = raw.pop("name", default)
         try:
             cls = registry.get(role, name)
-        except UnknownComponentError as exc:
+        except WmkitError as exc:  # unknown, or claimed by two plugins
             problems.append((f"{role}.name", str(exc), _MISSING))
             continue
         try:
@@ -390,7 +467,9 @@ def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<rec
         problems.extend(_problems(exc))
     env = data.get("env")
     env_id = env.get("id") if isinstance(env, dict) else None
-    if isinstance(env_id, str) and env_id not in (ids := _known_env_ids(registry)):
+    if isinstance(env_id, str) and ("env", env_id) in registry.clashes:
+        problems.append(("env.id", str(registry.clash_error("env", env_id)), _MISSING))
+    elif isinstance(env_id, str) and env_id not in (ids := _known_env_ids(registry)):
         close = sorted(i for i in ids if env_id.split("-")[0].lower() in i.lower())
         hint = f"; did you mean one of: {', '.join(close[:5])}" if close else ""
         problems.append(("env.id", f"unknown environment{hint}", env_id))
@@ -410,14 +489,40 @@ def _known_env_ids(registry: Registry) -> set[str]:
 
 
 def load_recipe(
-    path: str | Path, overrides: list[str] | None = None, registry: Registry | None = None
+    path: str | Path,
+    overrides: list[str] | None = None,
+    registry: Registry | None = None,
+    trust_plugins: bool = True,
 ) -> Recipe:
-    """Read, override and validate a recipe file; the run name defaults to the file's stem."""
+    """Read, override and validate a recipe file; the run name defaults to the file's stem.
+
+    ``trust_plugins=False`` is for a recipe inside a run directory, which may come from
+    anywhere: its ``plugins:`` are then refused unless each is an installed plugin's module,
+    so that reading it imports (runs) nothing new."""
     path = Path(path)
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     apply_overrides(data, overrides or [], str(path))
+    if not trust_plugins:
+        refuse_untrusted_plugins(data, str(path))
     return resolve_recipe(data, registry or registry_for(data, str(path)), str(path))
+
+
+def refuse_untrusted_plugins(data: dict[str, Any], source: str) -> None:
+    """Refuse a recipe whose ``plugins:`` name modules that no installed plugin provides."""
+    from wmkit.plugins import get_plugins
+
+    modules = data.get("plugins") or []
+    if not isinstance(modules, list):
+        raise RecipeError(source, [("plugins", "must be a list of module names", modules)])
+    installed = {info.module.split(":")[0] for info in get_plugins().infos if not info.error}
+    untrusted = [m for m in modules if m not in installed]
+    if untrusted:
+        message = (
+            f"this run's recipe would import (and so run) {', '.join(map(str, untrusted))}; "
+            "pass --trust-plugins if you trust where this run directory came from"
+        )
+        raise RecipeError(source, [("plugins", message, untrusted)])
 
 
 def registry_for(data: dict[str, Any], source: str = "<recipe>") -> Registry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wmkit.errors import UnknownComponentError, WmkitError
+from wmkit.errors import ClashError, UnknownComponentError, WmkitError
 from wmkit.protocols import ROLE_OPTIONS
 
 
@@ -22,7 +22,12 @@ class EnvEntry:
 
 @dataclass
 class Registry:
-    """Components by role and name; ``plugin`` records which plugin added each one."""
+    """Components by role and name; ``plugin`` records which plugin added each one.
+
+    A name added twice (by two plugins, or by one plugin twice) is refused, whatever the
+    order the plugins were found in: it leaves ``components`` (or ``envs``) and is kept in
+    ``clashes`` with every plugin that claimed it, and looking it up is an error naming them.
+    """
 
     components: dict[str, dict[str, type]] = field(
         default_factory=lambda: {role: {} for role in ROLE_OPTIONS}
@@ -30,6 +35,12 @@ class Registry:
     envs: dict[str, EnvEntry] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     current_plugin: str = ""
+    # (role or "env", name) -> the plugins that each added that name, in the order found.
+    clashes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Plugin name -> where it came from ("distribution 'wmkit'"), for the clash messages.
+    sources: dict[str, str] = field(default_factory=dict)
+    # Plugins that failed to load: an unknown name may be theirs.
+    failed_plugins: list[str] = field(default_factory=list)
 
     def add_vision(self, cls: type) -> None:
         self._add("vision", cls)
@@ -43,6 +54,11 @@ class Registry:
     def add_optimizer(self, cls: type) -> None:
         self._add("optimizer", cls)
 
+    def add_executor(self, cls: type) -> None:
+        """Where rollouts run (``local`` processes, a ``ray`` cluster...): selectable by
+        ``cls.name`` in a recipe's ``executor`` block."""
+        self._add("executor", cls)
+
     def add_env(
         self,
         id: str,
@@ -51,8 +67,8 @@ class Registry:
         **kwargs: Any,
     ) -> None:
         """Register a gymnasium environment under ``id`` (``entry_point`` is 'module:Class')."""
-        if id in self.envs:
-            raise WmkitError(f"environment {id!r} is registered twice")
+        if self._refused("env", id):
+            return
         self.envs[id] = EnvEntry(id, entry_point, kwargs, max_episode_steps, self.current_plugin)
 
     def _add(self, role: str, cls: type) -> None:
@@ -65,20 +81,45 @@ class Registry:
                 f"{role} {name!r}: Options must subclass wmkit.protocols."
                 f"{ROLE_OPTIONS[role].__name__}"
             )
-        if name in self.components[role]:
-            raise WmkitError(
-                f"{role} {name!r} is registered twice (by {self.origins[(role, name)]!r} "
-                f"and {self.current_plugin!r})"
-            )
+        if self._refused(role, name):
+            return
         self.components[role][name] = cls
         self.origins[(role, name)] = self.current_plugin
 
+    def _refused(self, role: str, name: str) -> bool:
+        """Whether ``name`` is already claimed (``role`` "env" for an environment id). If so,
+        the current plugin's claim is recorded, and the name withdrawn from use."""
+        key = (role, name)
+        if key not in self.clashes:
+            if role == "env":
+                if name not in self.envs:
+                    return False
+                self.clashes[key] = [self.envs.pop(name).plugin]
+            else:
+                if name not in self.components[role]:
+                    return False
+                del self.components[role][name]
+                self.clashes[key] = [self.origins.pop(key)]
+        self.clashes[key].append(self.current_plugin)
+        return True
+
+    def clash_error(self, role: str, name: str) -> ClashError:
+        claimants = []
+        for plugin in self.clashes[(role, name)]:
+            source = self.sources.get(plugin)
+            claimants.append(f"plugin {plugin!r}" + (f" ({source})" if source else ""))
+        return ClashError(role, name, claimants)
+
     def get(self, role: str, name: str) -> type:
         """The component class for ``name``, or an error listing what is available."""
+        if (role, name) in self.clashes:
+            raise self.clash_error(role, name)
         try:
             return self.components[role][name]
         except KeyError:
-            raise UnknownComponentError(role, name, list(self.components[role])) from None
+            raise UnknownComponentError(
+                role, name, list(self.components[role]), self.failed_plugins
+            ) from None
 
     def names(self, role: str) -> list[str]:
         return sorted(self.components[role])

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from wmkit.errors import WmkitError
+from wmkit.fileio import inside_path, read_regular
 from wmkit.rundir import RunDir
 from wmkit.scores import PIPELINE_EVALUATION, scores_of
 
@@ -52,11 +53,24 @@ def _img(data: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}">'
 
 
-def _figure(path: Path, caption: str, kind: str = "") -> str:
-    if not path.is_file() or path.is_symlink():
+def _read(run: RunDir, path: Path) -> bytes | None:
+    """A file of the run, or None: read only when it is a regular file and every folder on
+    its way stays inside the run (``fileio.inside_path``), so that a run from elsewhere
+    cannot make the report read a device or a file outside it."""
+    try:
+        return read_regular(inside_path(run.root, path.relative_to(run.root).as_posix()))
+    except (WmkitError, ValueError):
+        return None
+
+
+def _figure(run: RunDir, path: Path, caption: str, kind: str = "") -> str:
+    if not path.exists() or path.is_symlink():
+        return ""
+    data = _read(run, path)
+    if data is None:
         return ""
     klass = f' class="{kind}"' if kind else ""
-    image = _img(path.read_bytes(), caption)
+    image = _img(data, caption)
     return f"<figure{klass}>{image}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
@@ -70,10 +84,11 @@ def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> str:
     return f"<table><tr>{cells(header, 'th')}</tr>{body}</table>"
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(run: RunDir, path: Path) -> Any:
+    data = _read(run, path) if path.exists() else None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return json.loads(data) if data is not None else None
+    except (ValueError, UnicodeDecodeError):
         return None
 
 
@@ -119,14 +134,14 @@ def build_report(root: Path, reps: int = 2000) -> str:
     run = RunDir(root)
     if not run.recipe_path.is_file():
         raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
-    recipe_text = run.recipe_path.read_text()
+    recipe_text = read_regular(run.recipe_path).decode(errors="replace")
     try:
         scores = scores_of(run.root)
     except WmkitError:
         scores = None
     header = (scores or {}).get("run") or {}
-    stages = _read_json(run.stages_path) or {}
-    evaluation = _read_json(run.eval_path)
+    stages = _read_json(run, run.stages_path) or {}
+    evaluation = _read_json(run, run.eval_path)
     name = header.get("name") or run.root.name
     parts = [
         "<!DOCTYPE html>",
@@ -210,18 +225,22 @@ def _stage_times(stages: dict[str, Any]) -> list[str]:
 
 def _curves(run: RunDir) -> list[str]:
     figures = [
-        _figure(run.plots / "vision_loss.png", "V: training loss per epoch"),
-        _figure(run.plots / "memory_loss.png", "M: training loss per epoch"),
-        _figure(run.plots / "controller_fitness.png", "C: fitness per generation"),
+        _figure(run, run.plots / "vision_loss.png", "V: training loss per epoch"),
+        _figure(run, run.plots / "memory_loss.png", "M: training loss per epoch"),
+        _figure(run, run.plots / "controller_fitness.png", "C: fitness per generation"),
     ]
-    guards = [_figure(p, f"exploit guard: {p.stem}") for p in sorted(run.plots.glob("*_guard.png"))]
+    guards = [
+        _figure(run, p, f"exploit guard: {p.stem}") for p in sorted(run.plots.glob("*_guard.png"))
+    ]
     images = [
-        _figure(run.plots / "reconstructions.png", "V: real frames (top) and decoded (bottom)")
+        _figure(run, run.plots / "reconstructions.png", "V: real frames (top) and decoded (bottom)")
     ]
-    strips = sorted(run.videos.glob("*_strip.png"), key=lambda p: p.stat().st_mtime, reverse=True)[
+    strips = sorted(run.videos.glob("*_strip.png"), key=lambda p: p.lstat().st_mtime, reverse=True)[
         :3
     ]
-    images += [_figure(p, f"dream strip: {p.stem.removesuffix('_strip')}", "strip") for p in strips]
+    images += [
+        _figure(run, p, f"dream strip: {p.stem.removesuffix('_strip')}", "strip") for p in strips
+    ]
     out = ["<h2>Training curves</h2>", *figures] if any(figures) else []
     if any(guards):
         out += ["<h2>Exploit guard</h2>", *guards]
@@ -273,7 +292,7 @@ def _evaluations(run: RunDir, scores: dict[str, Any] | None) -> list[str]:
 def _gap_tables(run: RunDir) -> list[str]:
     out = []
     for path in sorted((run.root / "evals").glob("gap_*.json")):
-        data = _read_json(path)
+        data = _read_json(run, path)
         if not isinstance(data, dict) or not isinstance(data.get("policies"), list):
             continue
         rows = [
@@ -298,7 +317,7 @@ def _gap_tables(run: RunDir) -> list[str]:
 
 
 def _sweep(run: RunDir) -> list[str]:
-    results = _read_json(run.root / "sweep" / "results.json")
+    results = _read_json(run, run.root / "sweep" / "results.json")
     if not isinstance(results, dict) or not results:
         return []
     rows = []
@@ -319,5 +338,7 @@ def _sweep(run: RunDir) -> list[str]:
     return [
         "<h2>Temperature sweep</h2>",
         _table(["temperature", "dream score", "real score", "real episodes"], rows),
-        _figure(run.plots / "temperature_sweep.png", "trained in the dream at tau: dream vs real"),
+        _figure(
+            run, run.plots / "temperature_sweep.png", "trained in the dream at tau: dream vs real"
+        ),
     ]

@@ -2,12 +2,14 @@
 
 A plugin called NAME becomes the folder NAME/ with four files:
 
-    pyproject.toml          the distribution, with NAME in the ``wmkit`` entry-point group
-    wmkit_NAME.py           the component (or environment) and its ``wmkit_register`` hook
-    tests/test_wmkit_NAME.py  wmkit's contract check for the role, and the registration
+    pyproject.toml          the distribution wmkit-BASE, with BASE in the ``wmkit`` group
+    wmkit_BASE.py           the component (or environment) and its ``wmkit_register`` hook
+    tests/test_wmkit_BASE.py  wmkit's contract check for the role, and the registration
     README.md               how to install it and select it in a recipe
 
-('-' in NAME becomes '_' in the module and component names.) Each template below is the
+BASE is NAME without a leading 'wmkit-' or 'wmkit_', so the prefix is never doubled; it is
+written with '_' in the component, entry-point and module names, and with '-' in the
+distribution's (``PluginNames``). Each template below is the
 smallest real component of its kind: it passes ``wmkit.testing``'s contract check and runs a
 whole recipe, so a plugin author starts from something that works and changes the maths.
 The templates are ``string.Template`` text: ``$module``, ``$cls``, ``$component`` and the
@@ -32,13 +34,16 @@ NAME_PATTERN = re.compile(r"[a-z](?:[a-z0-9_-]*[a-z0-9])?")
 
 @dataclass(frozen=True)
 class PluginNames:
-    """Every name derived from the NAME a user types."""
+    """Every name derived from the NAME a user types. BASE is NAME without a leading
+    'wmkit-' or 'wmkit_': 'wmkit-cat-mem', 'wmkit_cat_mem', 'cat-mem' and 'cat_mem' all
+    give the module wmkit_cat_mem and the distribution wmkit-cat-mem."""
 
-    name: str  # folder, entry-point name and distribution suffix (wmkit-NAME)
-    module: str  # wmkit_NAME, '-' -> '_': the module that holds the hook
-    component: str  # NAME, '-' -> '_': what a recipe selects
-    cls: str  # NAME in CamelCase: the component's class
-    env_id: str  # NAME-v0: the gymnasium id, for an env plugin
+    name: str  # NAME as typed: the folder
+    distribution: str  # wmkit-BASE, '_' -> '-': what pip installs
+    module: str  # wmkit_BASE, '-' -> '_': the module that holds the hook
+    component: str  # BASE, '-' -> '_': what a recipe selects, and the entry point's name
+    cls: str  # BASE in CamelCase: the component's class
+    env_id: str  # BASE-v0: the gymnasium id, for an env plugin
 
     @classmethod
     def from_name(cls, name: str) -> PluginNames:
@@ -47,9 +52,10 @@ class PluginNames:
                 f"plugin name {name!r}: use lowercase letters, digits, '-' and '_', starting "
                 "with a letter and ending with a letter or digit (e.g. 'small-vae')"
             )
-        snake = name.replace("-", "_")
-        camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", name))
-        return cls(name, f"wmkit_{snake}", snake, camel, f"{name}-v0")
+        base = re.sub(r"^wmkit[-_](?=[a-z])", "", name)
+        snake, kebab = base.replace("-", "_"), base.replace("_", "-")
+        camel = "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", base))
+        return cls(name, f"wmkit-{kebab}", f"wmkit_{snake}", snake, camel, f"{base}-v0")
 
 
 @dataclass
@@ -166,6 +172,11 @@ def _check_free(names: PluginNames, kind: str) -> None:
             f"plugin name {names.name!r}: {kind} {names.component!r} is already provided by "
             f"plugin {origin!r}; pick another NAME"
         )
+    elif (kind, names.component) in registry.clashes:
+        raise WmkitError(
+            f"plugin name {names.name!r}: {registry.clash_error(kind, names.component)}; "
+            "pick another NAME"
+        )
 
 
 SUMMARIES = {
@@ -182,7 +193,7 @@ requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
 [project]
-name = "wmkit-$name"
+name = "$distribution"
 version = "0.1.0"
 description = "A wmkit $kind plugin: $summary."
 readme = "README.md"
@@ -194,27 +205,29 @@ test = ["pytest>=8"]
 
 # How wmkit finds the plugin: the entry point's name, and the module that holds the hook.
 [project.entry-points.wmkit]
-$name = "$module"
+$component = "$module"
 
 [tool.setuptools]
 py-modules = ["$module"]
 
 [tool.pytest.ini_options]
 pythonpath = ["."]
+# As in wmkit's own pyproject: box2d's SWIG types warn when gymnasium imports them.
+filterwarnings = ["ignore:builtin type .* has no __module__ attribute:DeprecationWarning"]
 
 [tool.ruff]
 line-length = 100
 """
 
 README = """\
-# wmkit-$name
+# $distribution
 
 A wmkit $kind plugin: $summary (`$module.py`).
 
 Install it where wmkit is installed, then check that wmkit finds it and that it passes its tests:
 
     pip install -e .
-    wmkit plugins      # '$name' is listed with status ok
+    wmkit plugins      # '$component' is listed with status ok
     pytest tests       # wmkit's contract check for its role
 
 Select it in a recipe with `$selection`.
@@ -248,6 +261,7 @@ import wmkit
 from pydantic import Field
 from torch import nn
 from wmkit.errors import WmkitError
+from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
 from wmkit.protocols import VisionOptions
 
 
@@ -311,17 +325,29 @@ class $cls(nn.Module):
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
         return {"loss": recon + self.options.kl_weight * kl, "recon": recon, "kl": kl}
 
-    def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
+    def _adam(self) -> torch.optim.Optimizer:
         # Made on first use, after the pipeline has moved the model to its device.
         if self.adam is None:
             self.adam = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
+        return self.adam
+
+    def train_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adam's moments as named tensors: the pipeline saves them with the weights after
+        every epoch, so a run resumed after a crash trains on as if never stopped."""
+        return optimizer_tensors(self._adam())
+
+    def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        load_optimizer_tensors(self._adam(), state)
+
+    def fit_epoch(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
+        adam = self._adam()
         totals: dict[str, float] = {}
         n = 0
         for frames in batches:
             losses = self.loss(frames)
-            self.adam.zero_grad()
+            adam.zero_grad()
             losses["loss"].backward()
-            self.adam.step()
+            adam.step()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value.item()
             n += 1
@@ -383,6 +409,7 @@ import torch.nn.functional as F
 import wmkit
 from pydantic import Field
 from torch import nn
+from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
 from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -463,18 +490,30 @@ class $cls(nn.Module):
         loss = nll + reward_mse + done_bce
         return {"loss": loss, "nll": nll, "reward_mse": reward_mse, "done_bce": done_bce}
 
-    def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
+    def _adam(self) -> torch.optim.Optimizer:
         # Made on first use, after the pipeline has moved the model to its device.
         if self.adam is None:
             self.adam = torch.optim.Adam(self.parameters(), lr=self.options.learning_rate)
+        return self.adam
+
+    def train_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adam's moments as named tensors: the pipeline saves them with the weights after
+        every epoch, so a run resumed after a crash trains on as if never stopped."""
+        return optimizer_tensors(self._adam())
+
+    def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        load_optimizer_tensors(self._adam(), state)
+
+    def fit_epoch(self, batches: Iterable[SequenceBatch]) -> dict[str, float]:
+        adam = self._adam()
         totals: dict[str, float] = {}
         n = 0
         for batch in batches:
             losses = self.loss(batch)
-            self.adam.zero_grad()
+            adam.zero_grad()
             losses["loss"].backward()
             nn.utils.clip_grad_norm_(self.parameters(), self.options.grad_clip)
-            self.adam.step()
+            adam.step()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value.item()
             n += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_json
+from wmkit.fileio import atomic_write_json, read_json, read_regular
 from wmkit.metrics import read_metrics
 from wmkit.rundir import RunDir
 
@@ -51,7 +51,7 @@ def run_header(recipe_data: dict[str, Any], recipe_sha256: str) -> dict[str, Any
         "seed": recipe_data.get("seed"),
         "recipe_sha256": recipe_sha256,
         "group_sha256": group_digest(recipe_data),
-        "env": (recipe_data.get("env") or {}).get("id"),
+        "env": env.get("id") if isinstance(env := recipe_data.get("env"), dict) else None,
         "components": {r: component(r) for r in ("vision", "memory", "controller", "optimizer")},
         "train_in": optimizer.get("train_in", "real") if isinstance(optimizer, dict) else "real",
         "device": recipe_data.get("device"),
@@ -104,10 +104,7 @@ def round_points(run: RunDir) -> list[dict[str, Any]]:
 def read_scores(path: Path) -> dict[str, Any]:
     """A score file, checked against the schema (it may come from someone else's run)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise WmkitError(f"{path}: unreadable score file ({exc})") from None
+    data = read_json(path)  # a regular file inside its folder (``fileio``), valid JSON
     problem = _schema_problem(data)
     if problem:
         raise WmkitError(f"{path}: not a {SCHEMA} score file: {problem}")
@@ -136,7 +133,7 @@ def _schema_problem(data: Any) -> str | None:
 
 def _load_or_new(run: RunDir) -> dict[str, Any]:
     path = run.root / FILENAME
-    if path.exists():
+    if path.exists() or path.is_symlink():
         try:
             return read_scores(path)
         except WmkitError:
@@ -191,15 +188,27 @@ def dream_evaluation(
 
 
 def _write(run: RunDir, data: dict[str, Any]) -> Path:
-    import yaml
-
-    recipe_data = yaml.safe_load(run.recipe_path.read_text())
+    recipe_data = _recipe_data(run)
     data["run"] = run_header(recipe_data, _recipe_sha256(recipe_data))
     data["generations"] = generation_rows(run)
     data["round_points"] = round_points(run)
     path = run.root / FILENAME
     atomic_write_json(path, data)
     return path
+
+
+def _recipe_data(run: RunDir) -> dict[str, Any]:
+    """A run's ``recipe.yaml`` as data: read as every file of a run is, and never imported
+    from (its ``plugins:`` are only named in the header, not loaded)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(read_regular(run.recipe_path))
+    except yaml.YAMLError as exc:
+        raise WmkitError(f"{run.recipe_path}: damaged recipe ({exc})") from None
+    if not isinstance(data, dict):
+        raise WmkitError(f"{run.recipe_path}: damaged recipe (not a mapping)")
+    return data
 
 
 def _recipe_sha256(recipe_data: dict[str, Any]) -> str:
@@ -218,9 +227,9 @@ def build_scores(run: RunDir) -> dict[str, Any]:
     sources += [(p.stem, p) for p in sorted((run.root / "evals").glob("*.json"))]
     for key, path in sources:
         try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+            saved = read_json(path)
+        except WmkitError:
+            continue  # missing, damaged, or not a regular file inside the run
         if not isinstance(saved, dict) or not isinstance(saved.get("returns"), list):
             continue  # e.g. the gap tables
         data["evaluations"][key] = {
@@ -236,7 +245,7 @@ def scores_of(root: Path) -> dict[str, Any]:
     """The score file of a run directory or a zoo entry; built in memory from ``eval.json``
     for runs made before score files existed."""
     root = Path(root)
-    if (root / FILENAME).exists():
+    if (root / FILENAME).exists() or (root / FILENAME).is_symlink():
         return read_scores(root / FILENAME)
     run = RunDir(root)
     if not run.recipe_path.exists():
@@ -244,9 +253,7 @@ def scores_of(root: Path) -> dict[str, Any]:
     data = build_scores(run)
     if not data["evaluations"]:
         raise WmkitError(f"{root}: no evaluation yet; finish 'wmkit run' first")
-    import yaml
-
-    recipe_data = yaml.safe_load(run.recipe_path.read_text())
+    recipe_data = _recipe_data(run)
     data["run"] = run_header(recipe_data, _recipe_sha256(recipe_data))
     data["generations"] = generation_rows(run)
     data["round_points"] = round_points(run)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from wmkit.errors import WmkitError
+from wmkit.fileio import check_regular
 from wmkit.hookspecs import hookimpl
 
 log = logging.getLogger("wmkit.sinks")
@@ -68,6 +69,8 @@ class JsonlSink(MetricSink):
 
         path = self._path(stage)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or path.is_symlink():
+            check_regular(path)  # rewritten in place below: never through a link
         rows = [r for r in read_metrics(path) if r.get("step", -1) <= keep_until]
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -154,16 +157,15 @@ class Sinks:
                 self.drop(sink.name, exc)
 
     def drop(self, name: str, exc: BaseException) -> None:
-        """Report ``name``'s failure once and skip it from now on."""
-        from wmkit.progress import console
-
+        """Report ``name``'s failure once and skip it from now on. The warning goes through
+        the ``wmkit`` logger, which ``wmkit run`` shows on stderr and keeps in ``wmkit.log``."""
         self.dropped[name] = repr(exc)
-        message = (
-            f"metric sink {name!r} failed ({exc!r}); it is off for the rest of this run, "
-            "which goes on (metrics/*.jsonl has every row)"
+        log.warning(
+            "metric sink %r failed (%r); it is off for the rest of this run, which goes on "
+            "(metrics/*.jsonl has every row)",
+            name,
+            exc,
         )
-        log.warning(message)
-        console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
 
     def start(self, stage: str, keep_until: int) -> None:
         self._each("start", stage, keep_until)
@@ -175,6 +177,18 @@ class Sinks:
         self._each("close")
 
 
+def check_sinks(names: list[str], modules: tuple[str, ...] = ()) -> dict[str, tuple[type, str]]:
+    """Every sink class by name, once each of ``names`` is known to be one: the preflight
+    calls it, so an unknown name stops ``wmkit run`` before the run directory is touched."""
+    known = available_sinks(modules)
+    for i, name in enumerate(names):
+        if name not in known:
+            raise WmkitError(
+                f"sinks.{i}: unknown metric sink {name!r}; available: {', '.join(sorted(known))}"
+            )
+    return known
+
+
 def open_sinks(run: Any, recipe: Any = None, names: list[str] | None = None) -> Sinks:
     """``jsonl`` and the named sinks, built in that order. An unknown name, or a sink that
     raises ``WmkitError`` (a missing package), is an error; any other failure to open drops
@@ -182,13 +196,8 @@ def open_sinks(run: Any, recipe: Any = None, names: list[str] | None = None) -> 
     if names is None:
         names = list(recipe.sinks) if recipe is not None else ["tensorboard"]
     modules = tuple(recipe.plugins) if recipe is not None else ()
-    known = available_sinks(modules)
+    known = check_sinks(names, modules)
     wanted = ["jsonl"] + [n for n in dict.fromkeys(names) if n != "jsonl"]
-    for i, name in enumerate(names):
-        if name not in known:
-            raise WmkitError(
-                f"sinks.{i}: unknown metric sink {name!r}; available: {', '.join(sorted(known))}"
-            )
     sinks = Sinks([])
     for name in wanted:
         cls = known[name][0]

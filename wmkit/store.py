@@ -1,14 +1,14 @@
 """Episodes on disk: one compressed ``.npz`` shard per episode plus a ``manifest.json``.
 
-Shards are written by the worker that produced them; only the manifest is written by the
-main process. Readers stream a few shards at a time, so training memory is bounded by
-``shards_in_memory``, not by the size of the dataset.
+Workers return an episode's arrays; the driver (the process running the stages) writes
+both the shards and the manifest, so workers need no access to the run directory. Readers
+stream a few shards at a time, so training memory is bounded by ``shards_in_memory``, not by
+the size of the dataset.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -17,7 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_bytes, atomic_write_json, npz_bytes, sha256_bytes, sha256_file
+from wmkit.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    check_regular,
+    is_plain_name,
+    npz_bytes,
+    read_json,
+    read_regular,
+    sha256_bytes,
+    sha256_file,
+)
 
 
 @dataclass
@@ -39,18 +49,21 @@ class RolloutStore:
         self.root = Path(root)
         self.manifest_path = self.root / "manifest.json"
         self._shards: dict[int, ShardInfo] = {}
-        if self.manifest_path.exists():
+        if self.manifest_path.exists() or self.manifest_path.is_symlink():
             try:
-                raw = json.loads(self.manifest_path.read_text())
+                raw = read_json(self.manifest_path)
                 self._shards = {int(k): ShardInfo(**v) for k, v in raw["shards"].items()}
-            except (ValueError, KeyError, TypeError) as exc:
+                for info in self._shards.values():
+                    if not is_plain_name(info.file):  # a shard is a file of this folder
+                        raise ValueError(f"{info.file!r} is not a file name inside this folder")
+            except (WmkitError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise WmkitError(
-                    f"{self.manifest_path}: damaged manifest ({exc}); delete the folder "
-                    f"{self.root} to collect its episodes again"
+                    f"{self.manifest_path}: damaged manifest ({exc}); run 'wmkit verify "
+                    f"--repair' on the run to collect its episodes again"
                 ) from None
 
     def write_episode(self, episode: int, arrays: dict[str, np.ndarray]) -> ShardInfo:
-        """Write one episode's arrays as a shard (safe to call from a worker process)."""
+        """Write one episode's arrays as a shard; returns its entry for ``add``."""
         data = npz_bytes(arrays)
         name = f"episode_{episode:06d}.npz"
         atomic_write_bytes(self.root / name, data)
@@ -59,7 +72,7 @@ class RolloutStore:
         return ShardInfo(episode, name, steps, total, sha256_bytes(data), len(data))
 
     def add(self, info: ShardInfo) -> None:
-        """Record a written shard in the manifest (main process only)."""
+        """Record a written shard in the manifest."""
         self._shards[info.episode] = info
         self.flush()
 
@@ -73,11 +86,13 @@ class RolloutStore:
         return episode in self._shards
 
     def drop(self, episode: int) -> None:
-        """Forget a damaged shard so that it is collected or encoded again."""
+        """Forget a damaged shard so that it is collected or encoded again. The manifest
+        forgets it first: a crash in between leaves a stray file, never a listed hole."""
         info = self._shards.pop(episode, None)
         if info is not None:
-            (self.root / info.file).unlink(missing_ok=True)
             self.flush()
+            # A plain name (checked on reading the manifest): a link is removed, not followed.
+            (self.root / info.file).unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self._shards)
@@ -93,7 +108,12 @@ class RolloutStore:
         bad = []
         for info in self.infos():
             path = self.root / info.file
-            if not path.exists() or sha256_file(path) != info.sha256:
+            try:
+                check_regular(path)
+            except WmkitError:
+                bad.append(info)
+                continue
+            if path.stat().st_size != info.bytes or sha256_file(path) != info.sha256:
                 bad.append(info)
         return bad
 
@@ -101,10 +121,7 @@ class RolloutStore:
         """Read one shard, checking that it is what the manifest recorded."""
         info = self._shards[episode]
         path = self.root / info.file
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise WmkitError(f"{path}: cannot read shard ({exc.strerror})") from None
+        data = read_regular(path)
         if sha256_bytes(data) != info.sha256:
             raise WmkitError(
                 f"{path}: shard is corrupted (checksum mismatch); run 'wmkit run' again with "

@@ -1,22 +1,43 @@
-"""Checking a run directory's data and checkpoints against their checksums, and repairing it.
+"""Checking a run directory against what its completed stages should have left, and
+repairing it.
 
-Repair deletes what is damaged and marks the stage that made it as not done. Every stage is
+``find_damage`` knows every file a run should hold given the stages recorded in
+``stages.json`` (and the core blocks of its recipe, read without importing anything): the
+episodes of each collect and encode stage, the checkpoints of each training stage, the
+evaluation and the sweep's temperatures. It reports what is missing, and every checkpoint
+(and, ``deep``, every shard) whose checksum does not match.
+
+Repair deletes what is damaged and marks the stages that made it as not done. Every stage is
 seeded and resumable, so the next ``wmkit run`` recreates exactly the missing pieces (one
-episode, one checkpoint) and nothing else.
+episode, one checkpoint) and nothing else. A repair is crash-safe: its plan is first written
+to ``repair.json`` (atomically), then carried out, then ``repair.json`` is deleted. A repair
+cut short is finished by the next ``wmkit verify --repair`` or ``wmkit run``, so a run is
+either as it was or repaired, never half of each. Every path a repair touches is checked to
+lie inside the run directory first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
+from typing import Any
 
 import yaml
 
 from wmkit import checkpoint
 from wmkit.errors import WmkitError
-from wmkit.recipe import Recipe, registry_for, resolve_recipe
+from wmkit.fileio import (
+    atomic_write_json,
+    is_plain_name,
+    read_json,
+    read_regular,
+    sha256_bytes,
+)
+from wmkit.recipe import CollectConfig, IterateConfig
 from wmkit.rundir import RunDir
-from wmkit.stages.iterate import episode_round
+from wmkit.stages.iterate import episode_round, round_episodes, round_stages
 from wmkit.store import RolloutStore
 
 # Which stage writes which checkpoint.
@@ -28,77 +49,333 @@ CHECKPOINT_STAGES = {
     "controller": "fit_controller",
     "optimizer_state": "fit_controller",
 }
+# The checkpoints a completed stage must have left (the ``_resume`` ones are optional: runs
+# made before they existed have none, and losing one only costs the stage's redo).
+REQUIRED_CHECKPOINTS = {
+    "fit_vision": ["vision"],
+    "fit_memory": ["memory"],
+    "fit_controller": ["controller", "optimizer_state"],
+}
+SWEEP_CHECKPOINTS = ["controller", "optimizer_state"]
+# Stands for "every stage" when stages.json itself is lost.
+EVERY_STAGE = "*"
 
 
 @dataclass
 class Damage:
+    """A file that is damaged or missing, the stage that makes it, and how to repair it:
+    the stages to mark as not done and the other steps (``fix``, see ``_apply``)."""
+
     path: str
     reason: str
     stage: str
+    fix: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def remedy(self) -> str:
+        if self.stage == EVERY_STAGE:
+            return "every stage is run again, resuming from the files kept"
+        return f"made by stage {self.stage}" if self.stage else "no stage remakes it"
 
 
-def _latest(run: RunDir, stage: str) -> str:
+def _rel(run: RunDir, path: Path) -> str:
+    return Path(path).relative_to(run.root).as_posix()
+
+
+def _delete(run: RunDir, *paths: Path) -> list[dict[str, Any]]:
+    return [{"delete": _rel(run, p)} for p in paths]
+
+
+def _layout(run: RunDir) -> tuple[Any, Damage | None]:
+    """The core blocks of the run's recipe (collect and iterate), read without importing
+    any plugin: enough to know which episodes each stage collects."""
+    try:
+        data = yaml.safe_load(read_regular(run.recipe_path))
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
+        layout = SimpleNamespace(
+            collect=CollectConfig.model_validate(data.get("collect") or {}),
+            iterate=IterateConfig.model_validate(data.get("iterate") or {}),
+        )
+        return layout, None
+    except (WmkitError, yaml.YAMLError, ValueError) as exc:
+        reason = f"unreadable ({' '.join(str(exc).split())[:200]}); repair cannot remake it"
+        return None, Damage(str(run.recipe_path), reason, "")
+
+
+def _latest(done: dict[str, Any], stage: str) -> str:
     """The last round's stage that rewrote this checkpoint (``iterate.rounds``), or ``stage``."""
-    done = run.stages()
-    rounds = [int(n.rsplit("round", 1)[1]) for n in done if n.startswith(f"{stage}_round")]
+    rounds = []
+    for name in done:
+        tail = name[len(f"{stage}_round") :] if name.startswith(f"{stage}_round") else ""
+        if tail.isdigit():
+            rounds.append(int(tail))
     return f"{stage}_round{max(rounds)}" if rounds else stage
 
 
-def _recipe(run: RunDir) -> Recipe | None:
-    """The run's recipe with today's defaults, or None when it cannot be read."""
-    try:
-        data = yaml.safe_load(run.recipe_path.read_text())
-        return resolve_recipe(data, registry_for(data))
-    except (OSError, yaml.YAMLError, WmkitError, AttributeError, TypeError):
-        return None
-
-
-def _episode_stage(recipe: Recipe | None, stage: str, episode: int) -> str:
+def _episode_stage(layout: Any, stage: str, episode: int) -> str:
     """The stage that wrote an episode: ``collect`` (or ``encode``) for the random rollouts,
     a later round's for those its agent played. Redoing a round's episode replays it with
     the agent now in the checkpoints, which after later rounds is not the one that first
     played it: the episode is replaced, not restored."""
-    r = 1 if recipe is None else episode_round(recipe, episode)
+    r = 1 if layout is None else episode_round(layout, episode)
     return stage if r == 1 else f"{stage}_round{r}"
 
 
-def find_damage(run: RunDir) -> list[Damage]:
+def _stage_episodes(layout: Any, done: dict[str, Any], stage: str) -> list[tuple[str, range]]:
+    """(stage, the episodes it must have left) for each completed ``stage`` or round of it."""
+    out = []
+    if stage in done:
+        out.append((stage, range(layout.collect.episodes)))
+    for r in range(2, layout.iterate.rounds + 1):
+        if f"{stage}_round{r}" in done:
+            out.append((f"{stage}_round{r}", round_episodes(layout, r)))
+    return out
+
+
+def _stores(run: RunDir, layout: Any, done: dict[str, Any], deep: bool) -> list[Damage]:
     found = []
-    recipe = _recipe(run)
     for folder, stage in ((run.rollouts, "collect"), (run.latents, "encode")):
-        if not (folder / "manifest.json").exists():
+        manifest = folder / "manifest.json"
+        owed = _stage_episodes(layout, done, stage) if layout is not None else []
+        if not manifest.exists() and not manifest.is_symlink():
+            if owed:
+                owner = owed[0][0]
+                reason = f"missing although {owner} is done"
+                found.append(Damage(str(manifest), reason, owner))
             continue
         try:
             store = RolloutStore(folder)
         except WmkitError as exc:
-            found.append(Damage(str(folder / "manifest.json"), str(exc), stage))
+            reason = str(exc).removeprefix(f"{manifest}: ").split("; run ")[0]
+            found.append(Damage(str(manifest), reason, stage, _delete(run, manifest)))
             continue
-        for info in store.verify():
-            owner = _episode_stage(recipe, stage, info.episode)
-            found.append(Damage(str(folder / info.file), "missing or checksum mismatch", owner))
-    for weights in sorted(run.checkpoints.glob("*.safetensors")):
-        stem = weights.with_suffix("")
+        for owner, episodes in owed:
+            for episode in episodes:
+                if not store.has(episode):
+                    path = folder / f"episode_{episode:06d}.npz"
+                    reason = f"missing from the manifest although {owner} is done"
+                    found.append(Damage(str(path), reason, owner))
+        for info in store.verify() if deep else []:
+            owner = _episode_stage(layout, stage, info.episode)
+            fix = [{"drop": _rel(run, folder), "episode": info.episode, "file": info.file}]
+            found.append(
+                Damage(str(folder / info.file), "missing or checksum mismatch", owner, fix)
+            )
+    return found
+
+
+def _checkpoint_damage(stem: Path) -> str | None:
+    weights = stem.with_suffix(".safetensors")
+    if not weights.exists() and not weights.is_symlink():
+        return "missing"
+    try:
+        checkpoint.load_tensors(stem)
+    except WmkitError as exc:
+        return str(exc)
+    return None
+
+
+def _next_stage(layout: Any, done: dict[str, Any]) -> str | None:
+    """The stage the next ``wmkit run`` starts with (None when every one is done)."""
+    if layout is None:
+        return None
+    order = ["collect", "fit_vision", "encode", "fit_memory", "fit_controller"]
+    order += [name for name, _ in round_stages(layout)] + ["evaluate", "temperature_sweep"]
+    return next((name for name in order if name not in done), None)
+
+
+def _checkpoints(run: RunDir, layout: Any, done: dict[str, Any]) -> list[Damage]:
+    found = []
+    stems = {p.with_suffix("").name for p in run.checkpoints.glob("*.safetensors")}
+    upcoming = _next_stage(layout, done) or ""
+    for stage, names in REQUIRED_CHECKPOINTS.items():
+        # Needed once its stage (or a round of it) is done, unless that stage's next round
+        # is what the next run does first: it writes the checkpoint again before any use.
+        if _latest(done, stage) in done and not upcoming.startswith(stage):
+            stems.update(names)
+    for name in sorted(stems):
+        stem = run.checkpoints / name
+        reason = _checkpoint_damage(stem)
+        if reason is None:
+            continue
+        stage = _latest(done, CHECKPOINT_STAGES.get(name, "fit_controller"))
+        if reason == "missing":
+            reason = f"missing although {stage} is done"
+        weights, info = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+        found.append(Damage(str(weights), reason, stage, _delete(run, weights, info)))
+    return found
+
+
+def _evaluation(run: RunDir, done: dict[str, Any]) -> list[Damage]:
+    record = done.get("evaluate")
+    if record is None:
+        return []
+    fix = _delete(run, run.eval_path)
+    if not run.eval_path.exists() and not run.eval_path.is_symlink():
+        return [Damage(str(run.eval_path), "missing although evaluate is done", "evaluate", fix)]
+    try:
+        data = read_regular(run.eval_path)
+    except WmkitError as exc:
+        return [Damage(str(run.eval_path), str(exc), "evaluate", fix)]
+    if "sha256" in record:
+        good = sha256_bytes(data) == record["sha256"]
+    else:  # written before the stage recorded a checksum: it must at least parse and agree
         try:
-            checkpoint.load_tensors(stem)
+            good = read_json(run.eval_path).get("mean") == record.get("mean")
+        except (WmkitError, AttributeError):
+            good = False
+    if good:
+        return []
+    return [Damage(str(run.eval_path), "checksum mismatch", "evaluate", fix)]
+
+
+def _sweep(run: RunDir, done: dict[str, Any]) -> list[Damage]:
+    found = []
+    results_path = run.sweep / "results.json"
+    record = done.get("temperature_sweep") or {}
+    swept = [str(k) for k in record.get("swept", [])] if isinstance(record, dict) else []
+    results: dict[str, Any] = {}
+    if results_path.exists() or results_path.is_symlink() or swept:
+        try:
+            results = read_json(results_path)
+            if not isinstance(results, dict):
+                raise WmkitError(f"{results_path}: damaged (not a mapping)")
         except WmkitError as exc:
-            stage = _latest(run, CHECKPOINT_STAGES.get(stem.name, "fit_controller"))
-            found.append(Damage(str(stem.with_suffix(".safetensors")), str(exc), stage))
+            found.append(
+                Damage(str(results_path), str(exc), "temperature_sweep", _delete(run, results_path))
+            )
+            results = {}
+        else:
+            for key in swept:
+                if key not in results:
+                    reason = f"temperature {key} missing although temperature_sweep is done"
+                    found.append(Damage(str(results_path), reason, "temperature_sweep"))
+    folders = {p.name[len("tau_") :]: p for p in run.sweep.glob("tau_*") if p.is_dir()}
+    for key in swept:
+        folders.setdefault(key, run.sweep / f"tau_{key}")
+    for key, folder in sorted(folders.items()):
+        forget = [{"forget_temperature": key}]
+        stems = {p.with_suffix("").name for p in folder.glob("*.safetensors")}
+        if key in results or key in swept:
+            stems.update(SWEEP_CHECKPOINTS)
+        for name in sorted(stems):
+            reason = _checkpoint_damage(folder / name)
+            if reason is not None:
+                weights = (folder / name).with_suffix(".safetensors")
+                fix = forget + _delete(run, weights, weights.with_suffix(".json"))
+                found.append(Damage(str(weights), reason, "temperature_sweep", fix))
+        budget = folder / "budget.json"
+        if budget.exists() or budget.is_symlink():
+            try:
+                read_json(budget)
+            except WmkitError as exc:
+                found.append(
+                    Damage(
+                        str(budget), str(exc), "temperature_sweep", forget + _delete(run, budget)
+                    )
+                )
+    return found
+
+
+def find_damage(run: RunDir, deep: bool = True) -> list[Damage]:
+    """What is damaged or missing in ``run``. Checkpoints (a few files) are always loaded and
+    checked; ``deep`` also checks every shard's checksum, which ``wmkit run`` leaves to the
+    stages that read them (a paper-scale run has 10,000 of them)."""
+    found = []
+    layout, bad_recipe = _layout(run)
+    if bad_recipe is not None:
+        found.append(bad_recipe)
+    try:
+        done = run.stages()
+    except WmkitError as exc:
+        reason = str(exc).split("; run ")[0].removeprefix(f"{run.stages_path}: ")
+        fix = _delete(run, run.stages_path)
+        found.append(Damage(str(run.stages_path), reason, EVERY_STAGE, fix))
+        done = {}
+    found += _stores(run, layout, done, deep)
+    found += _checkpoints(run, layout, done)
+    found += _evaluation(run, done)
+    found += _sweep(run, done)
     return found
 
 
 def repair(run: RunDir, damage: list[Damage]) -> None:
-    """Delete damaged files, drop damaged shards from their manifest, un-mark their stages."""
+    """Write the repair's plan to ``repair.json``, then carry it out (``finish_repair``)."""
+    unfixable = [d for d in damage if not d.stage]
+    if unfixable:
+        raise WmkitError(
+            "\n".join(f"{d.path}: {d.reason}" for d in unfixable)
+            + f"\n{run.root}: repair cannot go on without it; nothing was changed"
+        )
+    unmark: list[str] = []
     for item in damage:
-        target = Path(item.path)
-        if target.name == "manifest.json":
-            target.unlink(missing_ok=True)  # its shards are re-listed as they are redone
-        elif target.suffix == ".npz":
-            store = RolloutStore(target.parent)
-            episode = int(target.stem.split("_")[1])
-            store.drop(episode)
-        else:
-            target.unlink(missing_ok=True)
-            target.with_suffix(".json").unlink(missing_ok=True)
-        run.unmark(item.stage)
+        names = [item.stage]
         if item.stage.startswith("collect"):
-            run.unmark(item.stage.replace("collect", "encode", 1))
+            names.append(item.stage.replace("collect", "encode", 1))
+        unmark += [n for n in names if n not in unmark]
+    actions = [action for item in damage for action in item.fix]
+    atomic_write_json(run.repair_path, {"version": 1, "unmark": unmark, "actions": actions})
+    finish_repair(run)
+
+
+def finish_repair(run: RunDir) -> bool:
+    """Carry out the plan in ``repair.json``, if there is one, and delete it. Every step can
+    be done twice, so a repair cut short at any point is finished by calling this again.
+    The stages are marked as not done first: a stage is never recorded as done while its
+    files are being deleted."""
+    if not run.repair_path.exists() and not run.repair_path.is_symlink():
+        return False
+    plan = read_json(run.repair_path)
+    if (
+        not isinstance(plan, dict)
+        or not isinstance(plan.get("unmark"), list)
+        or not isinstance(plan.get("actions"), list)
+        or not all(isinstance(a, dict) for a in plan["actions"])
+    ):
+        raise WmkitError(f"{run.repair_path}: damaged repair plan; delete it and run verify again")
+    actions = plan["actions"]
+    if EVERY_STAGE in plan["unmark"]:
+        _apply(run, {"delete": _rel(run, run.stages_path)})
+    else:
+        run.unmark(*[str(name) for name in plan["unmark"]])
+    for action in actions:
+        _apply(run, action)
+    run.repair_path.unlink()
+    return True
+
+
+def _within(run: RunDir, rel: Any) -> Path:
+    """``run.root / rel`` for a relative path whose folder lies inside the run directory
+    (links followed); a plan that points elsewhere is refused."""
+    parts = PurePosixPath(rel).parts if isinstance(rel, str) else ()
+    if not parts or PurePosixPath(rel).is_absolute() or any(p in ("", ".", "..") for p in parts):
+        raise WmkitError(f"{run.repair_path}: {rel!r} is not a path inside the run; refused")
+    path = run.root.joinpath(*parts)
+    if not path.parent.resolve().is_relative_to(run.root.resolve()):
+        raise WmkitError(f"{path}: leads outside {run.root}; refused")
+    return path
+
+
+def _apply(run: RunDir, action: dict[str, Any]) -> None:
+    if "delete" in action:
+        path = _within(run, action["delete"])
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    elif "drop" in action:
+        folder = _within(run, action["drop"])
+        if folder not in (run.rollouts, run.latents) or not is_plain_name(action.get("file")):
+            raise WmkitError(f"{run.repair_path}: {action!r} is not a shard of this run")
+        if (folder / "manifest.json").exists():
+            RolloutStore(folder).drop(int(action["episode"]))
+        (folder / action["file"]).unlink(missing_ok=True)  # done already, unless cut short
+    elif "forget_temperature" in action:
+        results_path = run.sweep / "results.json"
+        if results_path.exists():
+            results = read_json(results_path)
+            if isinstance(results, dict) and results.pop(str(action["forget_temperature"]), None):
+                atomic_write_json(results_path, results)
+    else:
+        raise WmkitError(f"{run.repair_path}: unknown repair step {action!r}")

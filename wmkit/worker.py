@@ -1,32 +1,30 @@
 """What a rollout worker process keeps between tasks: the recipe, one env, the trained V and M.
 
-Workers are started with the resolved recipe as plain data and rebuild everything from it
-through the same plugin registry, so a third-party component works in workers unchanged.
+Workers are started with the resolved recipe as plain data and the weights of V, M and C as
+values, and rebuild everything from them through the same plugin registry, so a third-party
+component works in workers unchanged. A worker never opens the run directory: it may be on
+another machine.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from wmkit.agent import Agent
-from wmkit.components import build_trained
+from wmkit.components import AgentWeights, build_agent
 from wmkit.envs import EnvSpec, FrameWrapper, env_spec, make_env
 from wmkit.recipe import Recipe, registry_for, resolve_recipe
 from wmkit.registry import Registry
-from wmkit.rundir import RunDir
 
 
 @dataclass
 class WorkerContext:
     recipe: Recipe
     registry: Registry
-    run: RunDir
-    controller_stem: Path | None = None
+    weights: AgentWeights | None = None
     _env: FrameWrapper | None = None
     _agent: Agent | None = None
-    cache: dict[str, Any] = field(default_factory=dict)
 
     def env(self) -> FrameWrapper:
         if self._env is None:
@@ -37,32 +35,24 @@ class WorkerContext:
         return env_spec(self.env())
 
     def agent(self) -> Agent:
-        """The trained V and M from the run's checkpoints, with the run's controller."""
+        """V and M with the weights the stage sent, and C with its parameters (when sent)."""
         if self._agent is None:
-            vision, memory, controller = build_trained(
-                self.recipe,
-                self.registry,
-                self.spec(),
-                self.run.checkpoints,
-                controller_stem=self.controller_stem,
-            )
-            self._agent = Agent(vision, memory, controller)
+            if self.weights is None:
+                raise RuntimeError("this stage sent its workers no weights")
+            self._agent = build_agent(self.recipe, self.registry, self.spec(), self.weights)
         return self._agent
 
 
 _context: WorkerContext | None = None
 
 
-def init_worker(
-    recipe_data: dict[str, Any], run_root: str, controller_stem: str | None = None
-) -> None:
-    """Executor initializer: runs once in each worker (or inline, in this process).
-    ``controller_stem`` picks another controller checkpoint than the run's own."""
+def init_worker(recipe_data: dict[str, Any], weights: AgentWeights | None = None) -> None:
+    """Executor initializer: runs once in each worker (or inline, in this process) per stage.
+    ``weights`` are those of the agent the stage plays, if it plays one."""
     global _context
     registry = registry_for(recipe_data)
     recipe = resolve_recipe(recipe_data, registry)
-    stem = Path(controller_stem) if controller_stem else None
-    _context = WorkerContext(recipe, registry, RunDir(Path(run_root)), stem)
+    _context = WorkerContext(recipe, registry, weights)
 
 
 def context() -> WorkerContext:

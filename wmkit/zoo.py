@@ -28,7 +28,16 @@ import numpy as np
 import yaml
 
 from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_bytes
+from wmkit.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_regular,
+    inside_path,
+    json_text,
+    read_regular,
+    sha256_bytes,
+)
 from wmkit.rundir import RunDir
 
 SCHEMA = "wmkit-zoo/1"
@@ -61,12 +70,13 @@ def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]
     from wmkit.store import RolloutStore
 
     run = RunDir(run_root)
-    if not run.recipe_path.is_file():
+    if not run.recipe_path.exists():
         raise WmkitError(f"{run_root}: not a wmkit run directory (no recipe.yaml)")
     for role in WEIGHTS:
         if not checkpoint.exists(run.checkpoints / role):
             raise WmkitError(f"{run_root}: no trained {role} yet; finish 'wmkit run' first")
-    recipe = yaml.safe_load(run.recipe_path.read_text())
+    recipe_bytes = read_regular(run.recipe_path)
+    recipe = _recipe(run.recipe_path, recipe_bytes)
     if recipe.get("plugins"):
         raise WmkitError(
             f"{run_root}: its recipe imports plugin modules ({', '.join(recipe['plugins'])}); "
@@ -102,11 +112,11 @@ def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]
     files[STARTS] = _safetensors(
         {"mu": np.stack(mus), "logvar": np.stack(logvars)}, {"role": "starts"}
     )
-    files["recipe.yaml"] = run.recipe_path.read_bytes()
+    files["recipe.yaml"] = recipe_bytes
     scores = scores_of(run.root)
-    files["scores.json"] = (json.dumps(scores, indent=2, sort_keys=True) + "\n").encode()
-    if run.eval_path.is_file():
-        files["eval.json"] = run.eval_path.read_bytes()
+    files["scores.json"] = json_text(scores).encode()
+    if run.eval_path.exists():
+        files["eval.json"] = read_regular(run.eval_path)
     entry = {
         "schema": SCHEMA,
         "name": dest.name,
@@ -149,6 +159,17 @@ def _safetensors(tensors: dict[str, Any], meta: dict[str, Any]) -> bytes:
         return stem.with_suffix(".safetensors").read_bytes()
 
 
+def _recipe(path: Path, data: bytes) -> dict[str, Any]:
+    """A recipe's YAML as a mapping (``yaml.safe_load``: no tag builds an object)."""
+    try:
+        recipe = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise WmkitError(f"{path}: not a recipe ({exc})") from None
+    if not isinstance(recipe, dict):
+        raise WmkitError(f"{path}: not a recipe")
+    return recipe
+
+
 def _json(data: bytes | None) -> Any:
     return json.loads(data) if data else None
 
@@ -174,25 +195,40 @@ def _card(entry: dict[str, Any]) -> str:
 
 
 def _check_inside(root: Path, name: str) -> Path:
-    path = root / name
-    for part in [path, *path.parents]:
+    """``root / name``, which must lie inside the entry (``fileio.inside_path``) and, stricter
+    than a run directory, pass through no link at all: an entry is committed data."""
+    for part in [root / name, *(root / name).parents]:
         if part == root.parent:
             break
         if part.is_symlink():
             raise WmkitError(f"{root}: {name}: is a symbolic link; a zoo entry may hold none")
-    resolved = path.resolve()
-    if root.resolve() not in resolved.parents:
-        raise WmkitError(f"{root}: {name}: resolves outside the entry's folder")
-    return path
+    try:
+        return inside_path(root, name)
+    except WmkitError:
+        raise WmkitError(f"{root}: {name}: resolves outside the entry's folder") from None
+
+
+def _read_listed(root: Path, name: str, size: Any = None) -> bytes:
+    """The bytes of ``root / name``: a regular file inside the entry (never a device, a pipe
+    or a link), no larger than ``MAX_FILE_BYTES`` and, when ``size`` is given, of that size;
+    all checked before anything is read."""
+    path = _check_inside(root, name)
+    if not path.exists():
+        raise WmkitError(f"{root}: {name}: listed in {ENTRY_FILE} but missing")
+    check_regular(path)
+    actual = path.stat().st_size
+    if actual > MAX_FILE_BYTES or (size is not None and actual != size):
+        raise WmkitError(f"{root}: {name}: size does not match {ENTRY_FILE}")
+    return read_regular(path)
 
 
 def read_entry(root: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The manifest and the bytes of every file it lists, each verified."""
     root = Path(root)
-    manifest_path = _check_inside(root, ENTRY_FILE)
+    manifest_path = root / ENTRY_FILE
     try:
-        entry = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
+        entry = json.loads(_read_listed(root, ENTRY_FILE))
+    except (ValueError, UnicodeDecodeError) as exc:
         raise WmkitError(f"{manifest_path}: unreadable zoo manifest ({exc})") from None
     if not isinstance(entry, dict) or entry.get("schema") != SCHEMA:
         raise WmkitError(f"{manifest_path}: not a {SCHEMA} manifest")
@@ -210,13 +246,9 @@ def read_entry(root: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
                 raise WmkitError(f"{manifest_path}: does not list {name}")
             continue
         want = listed[name]
-        path = _check_inside(root, name)
-        if not path.is_file():
-            raise WmkitError(f"{root}: {name}: listed in {ENTRY_FILE} but missing")
-        size = path.stat().st_size
-        if not isinstance(want, dict) or size != want.get("bytes") or size > MAX_FILE_BYTES:
+        if not isinstance(want, dict) or not isinstance(want.get("bytes"), int):
             raise WmkitError(f"{root}: {name}: size does not match {ENTRY_FILE}")
-        content = path.read_bytes()
+        content = _read_listed(root, name, want["bytes"])
         if sha256_bytes(content) != want.get("sha256"):
             raise WmkitError(f"{root}: {name}: checksum mismatch; the entry is damaged")
         data[name] = content
@@ -227,9 +259,7 @@ def open_entry(root: Path, base: Path = Path("runs") / "zoo") -> RunDir:
     """Verify the entry at ``root`` and lay it out as a run directory under ``base``, where
     commands may write; returns that run directory."""
     entry, data = read_entry(root)
-    recipe = yaml.safe_load(data["recipe.yaml"])
-    if not isinstance(recipe, dict):
-        raise WmkitError(f"{root}: recipe.yaml is not a recipe")
+    recipe = _recipe(Path(root) / "recipe.yaml", data["recipe.yaml"])
     if recipe.get("plugins"):
         raise WmkitError(
             f"{root}: its recipe names plugin modules to import ({recipe['plugins']}); a zoo "

@@ -17,6 +17,7 @@ from pydantic import Field
 
 import wmkit
 from wmkit.protocols import OptimizerOptions
+from wmkit.resources import require_memory
 
 
 class CMAESOptions(OptimizerOptions):
@@ -37,6 +38,9 @@ class CMAES:
 
     def __init__(self, options: CMAESOptions, x0: np.ndarray, seed: int):
         self.options = options
+        n = int(np.size(x0))
+        # cma keeps the n x n covariance, its eigenvectors and a temporary copy (float64).
+        require_memory("optimizer", 3 * 8 * n * n, f"CMA-ES over {n:,} parameters")
         self._start(np.asarray(x0, dtype=float), int(seed))
 
     def _start(self, x0: np.ndarray, seed: int) -> None:

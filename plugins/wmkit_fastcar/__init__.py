@@ -185,7 +185,17 @@ class FastCarRacing(CarRacing):
         n = self.observation_size
         return super()._create_image_array(view, (n, n))
 
+    # Set by wmkit's ActionRepeat for the frames an agent never sees: their physics and
+    # rewards are computed as always, and the last rendered frame stands in for them.
+    skip_observation = False
+
     def _render(self, mode: str):
+        if (
+            self.skip_observation
+            and mode == "state_pixels"
+            and getattr(self, "state", None) is not None
+        ):
+            return self.state.copy()
         with _cached_fonts():
             return super()._render(mode)
 

@@ -8,7 +8,10 @@ them and disagree where it did not, so the dream is made from all of them at onc
 * each step's next latent comes from one member picked at random per episode and step
   (a blind spot of one member lasts only while it keeps being picked);
 * the episode ends when the most pessimistic member (``done_rule: max``) or the average
-  member (``mean``) says so; the reward is the members' mean.
+  member (``mean``) says so;
+* the reward is the members' mean, less ``reward_penalty`` times their standard deviation:
+  where the members disagree about the reward, the data did not teach it, and a search
+  that heads there pays for the doubt (the penalty of model-based offline RL, e.g. MOPO).
 
 The controller sees the first member's memory, the same in the dream and in reality.
 Training costs ``members`` times one MDN-RNN's: each member takes the same batches.
@@ -36,6 +39,11 @@ class MDNRNNEnsembleOptions(MDNRNNOptions):
         description="How members' done probabilities combine: the most pessimistic one (max) "
         "or their mean.",
     )
+    reward_penalty: float = Field(
+        0.0,
+        ge=0,
+        description="Dream reward = members' mean reward - this x their standard deviation.",
+    )
 
 
 class MDNRNNEnsemble(AdamTraining, nn.Module):
@@ -56,8 +64,12 @@ class MDNRNNEnsemble(AdamTraining, nn.Module):
     def step(self, z: torch.Tensor, action: torch.Tensor, state: list):
         preds, states = zip(*(m.step(z, action, s) for m, s in zip(self.members, state)))
         done = torch.stack([p.done for p in preds])
+        rewards = torch.stack([p.reward for p in preds])
+        reward = rewards.mean(0)
+        if self.options.reward_penalty > 0:
+            reward = reward - self.options.reward_penalty * rewards.std(0, unbiased=False)
         pred = Prediction(
-            reward=torch.stack([p.reward for p in preds]).mean(0),
+            reward=reward,
             done=done.amax(0) if self.options.done_rule == "max" else done.mean(0),
             # Every member's mixture, stacked on a leading axis: sample picks one per row.
             params={k: torch.stack([p.params[k] for p in preds]) for k in preds[0].params},

@@ -42,25 +42,36 @@ def test_paper_sizes_and_step_shapes():
     assert m.features(state).shape == (4, 256)
 
 
-def test_temperature_scales_the_spread_of_samples():
-    m = MDNRNN(MDNRNNOptions(gaussians=2), latent_dim=1, action_dim=1)
-    n = 40000
-    pred = Prediction(
+def _two_gaussians(n: int, sigma: float) -> Prediction:
+    """One latent dimension: N(1, sigma) with logit 0, N(-5, sigma) with logit -30."""
+    return Prediction(
         reward=torch.zeros(n),
         done=torch.zeros(n),
         params={
             "logpi": torch.tensor([[[0.0, -30.0]]]).expand(n, 1, 2),
             "mu": torch.tensor([[[1.0, -5.0]]]).expand(n, 1, 2),
-            "sigma": torch.tensor([[[0.5, 0.5]]]).expand(n, 1, 2),
+            "sigma": torch.tensor([[[sigma, sigma]]]).expand(n, 1, 2),
         },
     )
+
+
+def test_temperature_scales_the_spread_of_samples():
+    """The paper's tau: mixture logits divided by tau, each std multiplied by sqrt(tau)."""
+    m = MDNRNN(MDNRNNOptions(gaussians=2), latent_dim=1, action_dim=1)
+    n, tau = 40000, 4.0
     gen = torch.Generator().manual_seed(0)
-    cold = m.sample(pred, 1.0, gen)
+    cold = m.sample(_two_gaussians(n, 0.5), 1.0, gen)
     assert abs(cold.mean().item() - 1.0) < 0.02 and abs(cold.std().item() - 0.5) < 0.02
-    hot = m.sample(pred, 4.0, gen)  # std scales by sqrt(tau) = 2
-    assert abs(hot.std().item() - 1.0) < 0.05 or hot.std().item() > 1.0
-    # A high temperature flattens the mixture: the unlikely component now gets picked.
-    assert (hot < -3).float().mean().item() > 0.0
+    # The unlikely component's weight goes from e^-30 to about e^-7.5 = 5.5e-4.
+    weight = torch.softmax(torch.tensor([0.0, -30.0]) / tau, dim=0)[1].item()
+    # With narrow components the picks can be counted: it is picked at that rate.
+    picks = (m.sample(_two_gaussians(n, 0.01), tau, gen) < -2).float().mean().item()
+    assert 0.5 * weight < picks < 2 * weight
+    # Each std doubles (sqrt(4)), so the samples spread as the mixture N(1, 1), N(-5, 1).
+    hot = m.sample(_two_gaussians(n, 0.5), tau, gen)
+    w, mu, var = torch.tensor([1 - weight, weight]), torch.tensor([1.0, -5.0]), 0.5**2 * tau
+    mixture_std = ((w * (var + mu**2)).sum() - (w * mu).sum() ** 2).sqrt().item()
+    assert abs(hot.std().item() - mixture_std) < 0.02
 
 
 def test_training_learns_a_deterministic_sequence():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wmkit.cli.errors import handle_errors
+from wmkit.cli.errors import at_least, handle_errors
 from wmkit.errors import WmkitError
 from wmkit.scores import PIPELINE_EVALUATION
 
@@ -26,9 +26,9 @@ def compare(
         "key, e.g. controller_seed1000000_n100.",
     ),
     reps: int = typer.Option(
-        2000, "--reps", min=10, help="Bootstrap replications for every confidence interval."
+        2000, "--reps", help="Bootstrap replications (>= 10) for every confidence interval."
     ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the bootstrap."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (>= 0)."),
 ) -> None:
     """Mean, median and IQM with 95% stratified-bootstrap CIs per group, the probability of
     improvement between groups, and PNGs of score distributions and training curves."""
@@ -39,6 +39,8 @@ def compare(
     from wmkit import compare as cmp
     from wmkit.fileio import atomic_write_text
 
+    at_least("--reps", reps, 10)
+    at_least("--seed", seed, 0)
     try:
         import rliable  # noqa: F401
     except ImportError:

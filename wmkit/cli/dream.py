@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wmkit.cli.errors import handle_errors
+from wmkit.cli.errors import TRUST_PLUGINS_HELP, at_least, handle_errors
 from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
 from wmkit.plugins import get_registry
@@ -31,14 +31,14 @@ def dream(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="Run directory (default: the most recent under runs/)."
     ),
-    steps: int = typer.Option(300, "--steps", min=1, help="Steps to imagine."),
+    steps: int = typer.Option(300, "--steps", help="Steps to imagine."),
     temperature: float | None = typer.Option(
-        None, "--temperature", min=0.001, help="tau (default: the recipe's dream.temperature)."
+        None, "--temperature", help="tau > 0 (default: the recipe's dream.temperature)."
     ),
     policy: DreamPolicy = typer.Option(
         DreamPolicy.controller, "--policy", help="Who chooses the actions."
     ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the real episode to start from."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the real episode to start from."),
     out: Path | None = typer.Option(
         None, "--out", help="Video file, .gif or .mp4 (default: RUN/videos/dream_....gif)."
     ),
@@ -46,22 +46,26 @@ def dream(
         False, "--side-by-side", help="Show real | V reconstruction | M imagination."
     ),
     device: Device = typer.Option(Device.cpu, "--device", help="Where V and M run."),
+    trust_plugins: bool = typer.Option(False, "--trust-plugins", help=TRUST_PLUGINS_HELP),
 ) -> None:
     """Roll the world model forward in imagination and decode every latent to a frame."""
     import torch
 
     from wmkit.checkpoint import exists as checkpoint_exists
     from wmkit.components import build_trained, resolve_device
+    from wmkit.dream_video import compose, imagine
     from wmkit.envs import env_spec, make_env
-    from wmkit.imagine import compose, imagine
     from wmkit.policies import recipe_policy
     from wmkit.video import write_strip, write_video
 
+    at_least("--steps", steps, 1)
+    at_least("--temperature", temperature, 0, strict=True)
+    at_least("--seed", seed, 0)
     run = open_run(checkpoint, trained=True)
     root = run.root
     if out is not None and out.suffix not in (".gif", ".mp4"):
         raise WmkitError(f"--out: {out}: the video must end in .gif or .mp4")
-    recipe = load_recipe(run.recipe_path)
+    recipe = load_recipe(run.recipe_path, trust_plugins=trust_plugins)
     registry = get_registry(tuple(recipe.plugins))
     tau = recipe.dream.temperature if temperature is None else temperature
     dev = str(resolve_device(device.value))

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from wmkit import scores
-from wmkit.cli.errors import handle_errors
+from wmkit.cli.errors import TRUST_PLUGINS_HELP, at_least, handle_errors
 from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json
@@ -28,9 +28,9 @@ def eval_(
     checkpoint: Path | None = typer.Option(
         None, "--checkpoint", help="Run directory [default: the most recent under runs/]."
     ),
-    episodes: int | None = typer.Option(None, "--episodes", min=1, help="[default: recipe's]"),
-    workers: int | None = typer.Option(None, "--workers", min=0, help="Worker processes."),
-    seed: int | None = typer.Option(None, "--seed", min=0, help="Seed of the first episode."),
+    episodes: int | None = typer.Option(None, "--episodes", help="[default: recipe's]"),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the first episode."),
     policy: PolicyChoice = typer.Option(
         PolicyChoice.controller,
         "--policy",
@@ -40,16 +40,20 @@ def eval_(
     video: bool = typer.Option(
         False, "--video", help="Save videos of the best and worst episodes."
     ),
+    trust_plugins: bool = typer.Option(False, "--trust-plugins", help=TRUST_PLUGINS_HELP),
 ) -> None:
     """Evaluate a run in the real environment: mean, std, min, max and every return."""
     from wmkit.checkpoint import exists as checkpoint_exists
     from wmkit.pipeline import make_context
     from wmkit.stages.evaluate import evaluate
 
+    at_least("--episodes", episodes, 1)
+    at_least("--workers", workers, 0)
+    at_least("--seed", seed, 0)
     run = open_run(checkpoint)
     root = run.root
     overrides = [] if workers is None else [f"workers={workers}"]
-    recipe = load_recipe(run.recipe_path, overrides)
+    recipe = load_recipe(run.recipe_path, overrides, trust_plugins=trust_plugins)
     if policy is PolicyChoice.controller and not checkpoint_exists(run.checkpoints / "controller"):
         raise WmkitError(f"{root}: no trained controller yet; finish 'wmkit run' first")
     ctx = make_context(recipe, get_registry(tuple(recipe.plugins)), run)
@@ -58,6 +62,15 @@ def eval_(
             ctx, policy.value, episodes, seed, video_dir=run.videos if video else None
         )
     out = run.root / "evals" / f"{policy.value}_seed{result.seeds[0]}_n{result.episodes}.json"
+    # The result first: a full disk or a read-only run must not lose what took minutes.
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        console.print(
+            f"[bold]{policy.value}[/] over {result.episodes} episodes: mean {result.mean:.1f} "
+            f"± {result.std:.1f} (min {result.min:.1f}, max {result.max:.1f})"
+        )
+        typer.echo(f"eval mean {result.mean:.2f} std {result.std:.2f} episodes {result.episodes}")
     atomic_write_json(out, result.to_dict())
     scores.record_evaluation(
         run,
@@ -66,11 +79,5 @@ def eval_(
             result, str(ctx.device), generation=len(scores.generation_rows(run))
         ),
     )
-    if as_json:
-        typer.echo(json.dumps(result.to_dict()))
-        return
-    console.print(
-        f"[bold]{policy.value}[/] over {result.episodes} episodes: mean {result.mean:.1f} ± "
-        f"{result.std:.1f} (min {result.min:.1f}, max {result.max:.1f}); saved {out}"
-    )
-    typer.echo(f"eval mean {result.mean:.2f} std {result.std:.2f} episodes {result.episodes}")
+    if not as_json:
+        console.print(f"saved {out}")

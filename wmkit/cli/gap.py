@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wmkit.cli.errors import handle_errors
+from wmkit.cli.errors import TRUST_PLUGINS_HELP, at_least, handle_errors
 from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_json
@@ -27,11 +27,12 @@ def gap(
         "[default: the three random policies, a 1-D action space's ends and middle, and the "
         "controller once trained].",
     ),
-    episodes: int = typer.Option(16, "--episodes", min=2, help="Episodes per policy and place."),
+    episodes: int = typer.Option(16, "--episodes", help="Episodes per policy and place (>= 2)."),
     temperature: float | None = typer.Option(
-        None, "--temperature", min=0.001, help="tau [default: the recipe's dream.temperature]."
+        None, "--temperature", help="tau > 0 [default: the recipe's dream.temperature]."
     ),
-    workers: int | None = typer.Option(None, "--workers", min=0, help="Worker processes."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes."),
+    trust_plugins: bool = typer.Option(False, "--trust-plugins", help=TRUST_PLUGINS_HELP),
 ) -> None:
     """Does the dream rank behaviours as reality does? Run this before training C in a dream."""
     from wmkit.checkpoint import exists as checkpoint_exists
@@ -40,9 +41,13 @@ def gap(
     from wmkit.pipeline import make_context
     from wmkit.policies import fixed_policy
 
+    at_least("--episodes", episodes, 2)
+    at_least("--temperature", temperature, 0, strict=True)
+    at_least("--workers", workers, 0)
     run = open_run(checkpoint, trained=True)
     root = run.root
-    recipe = load_recipe(run.recipe_path, [] if workers is None else [f"workers={workers}"])
+    overrides = [] if workers is None else [f"workers={workers}"]
+    recipe = load_recipe(run.recipe_path, overrides, trust_plugins=trust_plugins)
     registry = get_registry(tuple(recipe.plugins))
     ctx = make_context(recipe, registry, run)
     spec = ctx.spec

@@ -21,7 +21,10 @@ class Kind(str, Enum):
 @handle_errors
 def new_plugin(
     name: str = typer.Argument(
-        ..., help="Plugin name: lowercase letters, digits, - and _, starting with a letter."
+        ...,
+        help="Plugin name: lowercase letters, digits, - and _, starting with a letter. "
+        "'cat-mem' (or 'wmkit-cat-mem') gives the distribution wmkit-cat-mem, the module "
+        "wmkit_cat_mem and the component cat_mem.",
     ),
     kind: Kind = typer.Option(..., "--kind", help="What the plugin adds."),
     out: Path = typer.Option(Path("."), "--out", help="Folder to write the folder NAME into."),
@@ -35,7 +38,11 @@ def new_plugin(
         typer.echo(f"  {path.as_posix()}")
     typer.echo("next steps:")
     typer.echo(f"  cd {plugin.folder}")
-    typer.echo(f"  pip install -e .   # registers the entry point {name!r} in the 'wmkit' group")
+    entry_point = plugin.names.component
+    typer.echo(
+        f"  pip install -e .   # installs {plugin.names.distribution!r}, whose entry point "
+        f"{entry_point!r} is in the 'wmkit' group"
+    )
     typer.echo("  pytest tests       # wmkit's contract check for its role")
-    typer.echo(f"  wmkit plugins      # {name!r} should be listed with status ok")
+    typer.echo(f"  wmkit plugins      # {entry_point!r} should be listed with status ok")
     typer.echo(f"  then select it in a recipe: {plugin.selection}")

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from wmkit.cli.errors import handle_errors
 from wmkit.plugins import get_plugins
 from wmkit.protocols import ROLES
 
@@ -28,6 +29,7 @@ def options_table(cls: type) -> list[dict]:
     return rows
 
 
+@handle_errors
 def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON instead.")) -> None:
     """List installed plugins, their components and each component's options."""
     loaded = get_plugins()
@@ -53,17 +55,24 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
         return
     console = Console()
     table = Table(title="wmkit plugins")
-    for col in ("plugin", "module", "distribution", "version", "status"):
-        table.add_column(col)
+    for col in ("plugin", "module", "distribution", "version"):
+        table.add_column(col, overflow="fold")  # a narrow terminal folds names, never cuts
+    table.add_column("status", no_wrap=True)
     for info in loaded.infos:
         table.add_row(
             info.name,
             info.module,
             info.distribution,
             info.version,
-            f"[red]{escape(info.error)}[/]" if info.error else "ok",
+            "[red]error (below)[/]" if info.error else "ok",
         )
     console.print(table)
+    failed = [info for info in loaded.infos if info.error]
+    if failed:
+        # Plain lines, never cut or wrapped to the table's width.
+        typer.echo(f"{len(failed)} plugin{'s' if len(failed) > 1 else ''} with errors:")
+        for info in failed:
+            typer.echo(f"  {info.error}")
     for role, comps in data["components"].items():
         for name, comp in comps.items():
             t = Table(title=f"{role}: {name}  (plugin {comp['plugin']})", title_justify="left")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wmkit.cli.errors import handle_errors
+from wmkit.cli.errors import at_least, handle_errors
 
 
 @handle_errors
@@ -14,7 +14,7 @@ def report(
     run: Path = typer.Argument(..., help="Run directory."),
     out: Path | None = typer.Option(None, "--out", help="HTML file [default: RUN/report.html]."),
     reps: int = typer.Option(
-        2000, "--reps", min=10, help="Bootstrap replications for the IQM's confidence interval."
+        2000, "--reps", help="Bootstrap replications (>= 10) for the IQM's confidence interval."
     ),
 ) -> None:
     """Write the run's recipe, stage times, curves, reconstructions, dream strip, evaluation
@@ -22,6 +22,7 @@ def report(
     from wmkit.fileio import atomic_write_text
     from wmkit.report import build_report
 
+    at_least("--reps", reps, 10)
     page = build_report(run, reps)
     out = out or run / "report.html"
     atomic_write_text(out, page)

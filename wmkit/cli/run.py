@@ -3,12 +3,12 @@ With ``--seeds``, one independent run per pipeline seed into ``OUT/seed_S/``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.fileio import read_json
 from wmkit.plugins import get_registry
 from wmkit.progress import console
 from wmkit.recipe import Recipe, load_recipe
@@ -49,6 +49,7 @@ def run(
     recipes = {s: load_recipe(recipe, [*overrides, f"seed={s}"]) for s in wanted}
     first = recipes[wanted[0]]
     out = out or Path("runs") / first.name
+    _preflight(first, seed_dir(out, wanted[0]))  # before group.json is written
     record_group(out, first.to_dict(), str(recipe), wanted)
     for i, s in enumerate(wanted):
         console.print(f"[bold]seed {s}[/] ({i + 1} of {len(wanted)})")
@@ -59,6 +60,15 @@ def run(
     )
 
 
+def _preflight(resolved: Recipe, out: Path) -> None:
+    """The checks ``wmkit run`` makes before it touches a run directory (``wmkit.pipeline``);
+    the seeds of a group differ only in ``seed``, so one seed's answer is every seed's."""
+    from wmkit.pipeline import make_context, preflight
+    from wmkit.rundir import RunDir
+
+    preflight(make_context(resolved, get_registry(tuple(resolved.plugins)), RunDir(out)))
+
+
 def _run_one(resolved: Recipe, out: Path) -> None:
     from wmkit.pipeline import run_pipeline
 
@@ -66,7 +76,7 @@ def _run_one(resolved: Recipe, out: Path) -> None:
 
 
 def _result(out: Path) -> dict:
-    return json.loads((out / "eval.json").read_text())
+    return read_json(out / "eval.json")
 
 
 def _eval_line(result: dict) -> str:

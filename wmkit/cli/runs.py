@@ -15,8 +15,11 @@ def _checkpoint_exists(stem: Path) -> bool:
     return exists(stem)
 
 
-def open_run(checkpoint: Path | None, trained: bool = False) -> RunDir:
-    """The run directory, which must hold a recipe, and trained V and M when ``trained``."""
+def open_run(
+    checkpoint: Path | None, trained: bool = False, pending_repair: bool = False
+) -> RunDir:
+    """The run directory, which must hold a recipe, and trained V and M when ``trained``.
+    A repair cut short must be finished first, unless ``pending_repair`` (verify does it)."""
     root = checkpoint or latest_run()
     from wmkit.zoo import is_entry, open_entry
 
@@ -24,6 +27,11 @@ def open_run(checkpoint: Path | None, trained: bool = False) -> RunDir:
     run = open_entry(root) if is_entry(root) else RunDir(root)
     if not run.recipe_path.exists():
         raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
+    if not pending_repair and run.repair_path.exists():
+        raise WmkitError(
+            f"{run.repair_path}: a repair was cut short; run 'wmkit verify --checkpoint {root} "
+            "--repair' to finish it first"
+        )
     if trained and not _checkpoint_exists(run.checkpoints / "memory"):
         raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
     return run

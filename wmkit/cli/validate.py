@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
+from wmkit.plugins import get_registry
 from wmkit.recipe import load_recipe
 
 
@@ -15,8 +16,15 @@ def validate(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     overrides: list[str] = typer.Option([], "--set", help="Override a field: memory.hidden=128."),
 ) -> None:
-    """Validate a recipe: every error names the file, the field and the bad value."""
+    """Validate a recipe: every error names the file, the field and the bad value. Then
+    build the environment and every component as 'wmkit run' does before any work, so that
+    'ok' means the run will start."""
+    from wmkit.pipeline import make_context, preflight
+    from wmkit.rundir import RunDir
+
     r = load_recipe(recipe, overrides)
+    # Nothing is written: the run directory only gives the context its paths.
+    preflight(make_context(r, get_registry(tuple(r.plugins)), RunDir(Path("runs") / r.name)))
     parts = ", ".join(
         f"{role} {getattr(r, role).name}"
         for role in ("vision", "memory", "controller", "optimizer")

@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 from rich.progress import Progress
 
+from wmkit.components import AgentWeights, read_agent_weights
 from wmkit.envs import EnvSpec
-from wmkit.executor import make_executor
+from wmkit.protocols import Executor
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
 from wmkit.rundir import RunDir
@@ -25,15 +26,24 @@ class StageContext:
     spec: EnvSpec
     progress: Progress
 
-    def executor(self, workers: int | None = None, controller_stem: Path | None = None):
-        """A pool of rollout workers that know this run's recipe and directory (and which
-        controller checkpoint to play, when not the run's own)."""
+    def executor(self, workers: int | None = None, weights: AgentWeights | None = None) -> Executor:
+        """The recipe's executor for one stage: rollout workers that know the recipe and,
+        for a stage that plays the trained agent, its ``weights`` (sent as values)."""
         n = self.recipe.num_workers() if workers is None else workers
-        stem = str(controller_stem) if controller_stem else None
-        return make_executor(
+        block = self.recipe.executor
+        cls = self.registry.get("executor", block.name)
+        return cls(
+            block.options,
             n,
             init_worker,
-            (self.recipe.to_dict(), str(self.run.root), stem),
+            (self.recipe.to_dict(), weights),
             self.recipe.task_timeout,
             self.recipe.task_retries,
         )
+
+    def agent_weights(
+        self, controller: bool = True, controller_stem: Path | None = None
+    ) -> AgentWeights:
+        """V, M and (unless ``controller`` is false) C from the run's checkpoints, read here
+        on the driver; C from ``controller_stem`` when given."""
+        return read_agent_weights(self.run.checkpoints, controller, controller_stem)

@@ -1,4 +1,7 @@
-"""Stage 1: random-policy rollouts, written as shards by the workers that play them."""
+"""Stage 1, collect: rollouts played by the workers, which return their arrays; the driver
+writes the shards and the manifest. The first round plays the recipe's collection policy
+(``collect_one``: a random policy, or a freshly initialised V, M and C); each further round
+of ``iterate`` plays the last round's trained agent (``play_one``)."""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ import numpy as np
 import torch
 
 from wmkit.agent import Agent
-from wmkit.components import build_controller, build_memory, build_vision
+from wmkit.components import AgentWeights, build_controller, build_memory, build_vision
 from wmkit.policies import AgentPolicy, Policy, recipe_policy
 from wmkit.rollout import run_episode
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
-from wmkit.store import RolloutStore, ShardInfo
+from wmkit.store import RolloutStore
 from wmkit.worker import WorkerContext, context
+
+Arrays = dict[str, np.ndarray]
 
 
 def random_policy(ctx: WorkerContext, seed: int) -> Policy:
@@ -37,42 +42,41 @@ def random_policy(ctx: WorkerContext, seed: int) -> Policy:
     return AgentPolicy(Agent(vision, memory, controller))
 
 
-def collect_one(task: tuple[int, int]) -> ShardInfo:
-    """Worker task: play episode ``index`` with ``seed`` and the collection policy, and
-    write its shard."""
+def collect_one(task: tuple[int, int]) -> Arrays:
+    """Worker task: play episode ``index`` with ``seed`` and the collection policy; return
+    its frames, actions, rewards and dones."""
     index, seed = task
     ctx = context()
-    return _record(ctx, index, random_policy(ctx, seed), seed)
+    return _record(ctx, random_policy(ctx, seed), seed)
 
 
-def play_one(task: tuple[int, int, np.ndarray]) -> ShardInfo:
-    """Worker task: the same with the run's trained V and M (from its checkpoints) and a
-    controller with the task's ``params``."""
+def play_one(task: tuple[int, int, np.ndarray]) -> Arrays:
+    """Worker task: the same with the trained V and M the stage sent and a controller with
+    the task's ``params``."""
     index, seed, params = task
     ctx = context()
     agent = ctx.agent()
     agent.controller.set_params(params)
-    return _record(ctx, index, AgentPolicy(agent), seed)
+    return _record(ctx, AgentPolicy(agent), seed)
 
 
-def _record(ctx: WorkerContext, index: int, policy: Policy, seed: int) -> ShardInfo:
+def _record(ctx: WorkerContext, policy: Policy, seed: int) -> Arrays:
     cfg = ctx.recipe.collect
     episode = run_episode(ctx.env(), policy, seed, cfg.max_steps)
-    return RolloutStore(ctx.run.rollouts).write_episode(
-        index, episode.arrays(skip=cfg.frame_skip_start)
-    )
+    return episode.arrays(skip=cfg.frame_skip_start)
 
 
 def collect_episodes(
     ctx: StageContext,
     indices: range,
-    task: Callable[[tuple], ShardInfo],
+    task: Callable[[tuple], Arrays],
     label: str,
     extra: Callable[[int], tuple] = lambda i: (),
+    weights: AgentWeights | None = None,
 ) -> dict:
     """Play and store the episodes ``indices`` not yet in the manifest, each seeded by its
-    index (``task`` gets ``(index, seed, *extra(index))``); returns their count, frames and
-    mean stored return."""
+    index (``task`` gets ``(index, seed, *extra(index))``, and its workers ``weights``);
+    returns their count, frames and mean stored return."""
     store = RolloutStore(ctx.run.rollouts)
     todo = [
         (i, derive_seed(ctx.recipe.seed, "collect", i), *extra(i))
@@ -83,10 +87,10 @@ def collect_episodes(
         label, total=len(indices), completed=len(indices) - len(todo), info=""
     )
     if todo:
-        executor = ctx.executor()
+        executor = ctx.executor(weights=weights)
         try:
-            for _, info in executor.map(task, todo):
-                store.add(info)
+            for k, arrays in executor.map(task, todo):
+                store.add(store.write_episode(todo[k][0], arrays))
                 ctx.progress.update(bar, advance=1, info=f"{store.total_steps()} frames")
         finally:
             executor.close()

@@ -1,4 +1,6 @@
-"""Stage 6 (and ``wmkit eval``): the agent's return over many real episodes."""
+"""Scoring a controller: ``evaluate`` plays it (or the random policy) over many real
+episodes, ``dream_episodes`` over many dreams. The pipeline's ``evaluate`` stage (in
+``wmkit/pipeline.py``), ``wmkit eval`` and the temperature sweep use them."""
 
 from __future__ import annotations
 
@@ -68,7 +70,8 @@ def evaluate(
     returns = np.zeros(episodes)
     steps = np.zeros(episodes, dtype=int)
     task = ctx.progress.add_task(f"eval {policy} (real)", total=episodes, info="")
-    executor = ctx.executor(min(ctx.recipe.num_workers(), episodes), controller_stem)
+    weights = ctx.agent_weights(controller_stem=controller_stem) if policy == "controller" else None
+    executor = ctx.executor(min(ctx.recipe.num_workers(), episodes), weights)
     try:
         tasks = [(policy, s, cfg.max_steps, False) for s in seeds]
         for i, (ret, n, _) in executor.map(eval_episode, tasks):

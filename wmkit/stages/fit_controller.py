@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from wmkit import checkpoint
-from wmkit.components import build_controller, build_optimizer, build_trained, save_component
+from wmkit.components import (
+    build_controller,
+    build_memory,
+    build_optimizer,
+    load_component,
+    save_component,
+)
 from wmkit.dream import dream_rollout
+from wmkit.dream_starts import StartPool, warm_up
+from wmkit.guard import ExploitGuard
 from wmkit.metrics import MetricsLogger, read_metrics
-from wmkit.plots import plot_fitness
+from wmkit.plots import plot_fitness, plot_guard
 from wmkit.policies import AgentPolicy
 from wmkit.protocols import Controller, Memory
 from wmkit.rollout import run_episode
@@ -118,13 +127,22 @@ def dream_scorer(
     candidate (``optimizer.rollouts_per_candidate`` unless given)."""
     options, cfg = ctx.recipe.optimizer.options, ctx.recipe.dream
     k = rollouts or options.rollouts_per_candidate
-    pool = start_latents(ctx, ctx.device)
+    anywhere = cfg.starts == "anywhere"
+    if anywhere:
+        branches = StartPool(ctx.run.latents, cfg.warmup, ctx.device)
+    else:
+        pool = start_latents(ctx, ctx.device)
 
     def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, dict[str, int]]:
         gen_rng = torch.Generator(device=ctx.device)
         gen_rng.manual_seed(derive_seed(ctx.recipe.seed, salt, gen))
-        # Every candidate meets the same k start latents: fairer comparisons.
-        z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
+        # Every candidate meets the same k starts: fairer comparisons.
+        state, steps = None, options.max_steps or cfg.max_steps
+        if anywhere:
+            starts = branches.sample(k, gen_rng).repeat(len(solutions))
+            z0, state, steps = starts.z0, warm_up(memory, starts), cfg.horizon
+        else:
+            z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
         params = torch.as_tensor(
             np.repeat(np.stack(solutions), k, axis=0), dtype=torch.float32, device=ctx.device
         )
@@ -134,9 +152,10 @@ def dream_scorer(
             z0,
             params,
             temperature,
-            options.max_steps or cfg.max_steps,
+            steps,
             cfg.done_threshold,
             gen_rng,
+            state=state,
         )
         fitness = result.returns.view(len(solutions), k).mean(dim=1).cpu().numpy()
         return fitness.astype(float), {"env_steps": 0, "dream_steps": int(result.steps.sum())}
@@ -152,10 +171,11 @@ def evolve(
     metrics_name: str,
     label: str,
     generations: int | None = None,
+    guard: ExploitGuard | None = None,
 ) -> dict:
     """The optimizer's generations (``optimizer.generations`` unless given), checkpointed
     after each one so a restart resumes at the next generation with the optimizer's exact
-    state."""
+    state. A ``guard`` checks the dream's ranking in the real game as it goes (wmkit.guard)."""
     recipe, options = ctx.recipe, ctx.recipe.optimizer.options
     generations = generations or options.generations
     optimizer = build_optimizer(
@@ -168,10 +188,15 @@ def evolve(
         optimizer.load_state_dict(state)
         start = int(meta["generation"])
     logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, metrics_name, start - 1)
+    guard_logger, stopped = None, False
+    if guard is not None:
+        guard_name = f"{metrics_name}_guard"
+        guard_logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, guard_name, start - 1)
+        stopped = guard.replay(read_metrics(guard_logger.path))
     task = ctx.progress.add_task(label, total=generations, completed=start, info="")
     try:
         for gen in range(start, generations):
-            if optimizer.stop():
+            if stopped or optimizer.stop():
                 break
             t0 = time.time()
             solutions = optimizer.ask()
@@ -188,6 +213,11 @@ def evolve(
                 seconds=round(time.time() - t0, 3),
             )
             controller.set_params(best_x)
+            if guard is not None and guard.due(gen):
+                generation = (solutions, fitness)
+                stopped = _guard_check(
+                    ctx, guard, guard_logger, controller, ckpt_dir, gen, generation, best_f
+                )
             save_component(
                 ckpt_dir / "controller",
                 controller,
@@ -204,14 +234,18 @@ def evolve(
             )
     finally:
         logger.close()
+        if guard is not None:
+            guard_logger.close()
+            guard.close()
     rows = read_metrics(logger.path)
+    short = metrics_name.removeprefix("fit_")
     if rows:
-        plot_fitness(
-            rows,
-            ctx.run.plots / f"{metrics_name.removeprefix('fit_')}_fitness.png",
-            f"{label}: return per generation",
-        )
+        title = f"{label}: return per generation"
+        plot_fitness(rows, ctx.run.plots / f"{short}_fitness.png", title)
     best_x, best_f = optimizer.result()
+    if stopped and checkpoint.exists(ckpt_dir / "guard_controller"):
+        kept, meta = checkpoint.load_tensors(ckpt_dir / "guard_controller")
+        best_x, best_f = np.asarray(kept["params"], dtype=float), float(meta["fitness"])
     controller.set_params(best_x)
     save_component(
         ckpt_dir / "controller",
@@ -221,24 +255,73 @@ def evolve(
         generation=len(rows),
         fitness=float(best_f),
     )
-    return {"generations": len(rows), "kept_fitness": float(best_f)}
+    summary = {"generations": len(rows), "kept_fitness": float(best_f)}
+    if guard is not None:
+        checks = read_metrics(guard_logger.path)
+        if checks:
+            plot_guard(checks, ctx.run.plots / f"{short}_guard.png", f"{label}: exploit guard")
+        summary |= {
+            "guard_checks": len(checks),
+            "guard_env_steps": sum(r["env_steps"] for r in checks),
+            "guard_stopped": stopped,
+        }
+    return summary
 
 
-def trained_memory_and_controller(ctx: StageContext) -> tuple[Memory, Controller]:
-    """M from its checkpoint on the stage's device, and a fresh C sized for [z, h]."""
-    vision, memory, _ = build_trained(
-        ctx.recipe,
-        ctx.registry,
-        ctx.spec,
-        ctx.run.checkpoints,
-        device=str(ctx.device),
-        controller=False,
-    )
+def _guard_check(
+    ctx: StageContext,
+    guard: ExploitGuard,
+    logger: MetricsLogger,
+    controller: Controller,
+    ckpt_dir: Path,
+    gen: int,
+    generation: tuple[list[np.ndarray], np.ndarray],
+    kept_fitness: float,
+) -> bool:
+    """One guard check after generation ``gen``: logged, the kept controller saved as
+    ``guard_controller`` when it passes; True when the search should stop."""
+    check = guard.check(*generation, gen)
+    logger.log(gen, **asdict(check))
+    if guard.passed(check):
+        save_component(
+            ckpt_dir / "guard_controller",
+            controller,
+            ctx.recipe,
+            "controller",
+            generation=gen + 1,
+            fitness=float(kept_fitness),
+        )
+    return guard.record(check)
+
+
+def trained_memory_and_fresh_controller(ctx: StageContext) -> tuple[Memory, Controller]:
+    """M from its checkpoint, in eval mode on the stage's device, and a freshly initialised C
+    sized for [z, h] (seeded by "controller-init"): a caller that wants a trained C loads its
+    weights. V is not needed: z's size is that of the encoded latents M was trained on."""
+    latents = RolloutStore(ctx.run.latents)
+    latent_dim = int(latents.load(latents.infos()[0].episode)["mu"].shape[1])
+    memory = build_memory(ctx.recipe, ctx.registry, latent_dim, ctx.spec)
+    load_component(ctx.run.checkpoints / "memory", memory, "memory")
+    if isinstance(memory, torch.nn.Module):
+        memory.to(ctx.device).eval()
     torch.manual_seed(derive_seed(ctx.recipe.seed, "controller-init"))
     controller = build_controller(
-        ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
+        ctx.recipe, ctx.registry, latent_dim + memory.feature_dim, ctx.spec
     )
     return memory, controller
+
+
+def exploit_guard(ctx: StageContext) -> ExploitGuard | None:
+    """The recipe's exploit guard for a dream-trained C, or None when ``every`` is 0."""
+    cfg, options = ctx.recipe.dream, ctx.recipe.optimizer.options
+    if cfg.guard.every == 0:
+        return None
+    max_steps = options.max_steps or cfg.max_steps
+
+    def executor():
+        return ctx.executor(weights=ctx.agent_weights(controller=False))
+
+    return ExploitGuard(cfg.guard, ctx.recipe.seed, max_steps, executor, "guard")
 
 
 def fit_controller(
@@ -247,7 +330,7 @@ def fit_controller(
     """Evolve C until ``generations`` generations in all (``optimizer.generations`` unless
     given; later rounds of ``iterate`` go on from the last round's search), scoring each
     candidate by ``rollouts`` episodes (``optimizer.rollouts_per_candidate`` unless given)."""
-    memory, controller = trained_memory_and_controller(ctx)
+    memory, controller = trained_memory_and_fresh_controller(ctx)
     if ctx.recipe.optimizer.options.train_in == "dream":
         if isinstance(controller, torch.nn.Module):
             controller.to(ctx.device)  # the dream runs where M is
@@ -256,9 +339,16 @@ def fit_controller(
         )
         label = "fit controller (dream)"
         return evolve(
-            ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
+            ctx,
+            controller,
+            score,
+            ctx.run.checkpoints,
+            "fit_controller",
+            label,
+            generations,
+            exploit_guard(ctx),
         )
-    executor = ctx.executor()
+    executor = ctx.executor(weights=ctx.agent_weights(controller=False))
     try:
         score = real_scorer(ctx, executor, rollouts)
         label = "fit controller"

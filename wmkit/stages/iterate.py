@@ -76,7 +76,14 @@ def collect_round(ctx: StageContext, round_: int) -> dict:
     def turn(i: int) -> int:
         return (i - indices.start) % len(candidates)
 
-    summary = collect_episodes(ctx, indices, play_one, label, lambda i: (candidates[turn(i)],))
+    summary = collect_episodes(
+        ctx,
+        indices,
+        play_one,
+        label,
+        lambda i: (candidates[turn(i)],),
+        ctx.agent_weights(controller=False),
+    )
     returns = [
         info.total_return
         for info in RolloutStore(ctx.run.rollouts).infos()

@@ -20,12 +20,13 @@ import torch  # noqa: E402
 from wmkit import scores  # noqa: E402
 from wmkit.components import load_component  # noqa: E402
 from wmkit.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from wmkit.plots import save_figure  # noqa: E402
 from wmkit.stages.base import StageContext  # noqa: E402
 from wmkit.stages.evaluate import dream_episodes, dream_summary, evaluate  # noqa: E402
 from wmkit.stages.fit_controller import (  # noqa: E402
     dream_scorer,
     evolve,
-    trained_memory_and_controller,
+    trained_memory_and_fresh_controller,
 )
 
 
@@ -65,7 +66,7 @@ def temperature_sweep(ctx: StageContext) -> dict:
             continue  # done with this budget (entries from before budgets were recorded too)
         folder = root / f"tau_{key}"
         _start_over_unless_budget(folder, generations)
-        memory, controller = trained_memory_and_controller(ctx)
+        memory, controller = trained_memory_and_fresh_controller(ctx)
         if isinstance(controller, torch.nn.Module):
             controller.to(ctx.device)
         score = dream_scorer(ctx, memory, controller, tau, salt=f"dream-{key}")
@@ -130,6 +131,4 @@ def write_table(ctx: StageContext, rows: list[dict]) -> None:
     ax.set_title("Trained in the dream at tau: dream vs real")
     ax.grid(alpha=0.3)
     ax.legend()
-    ctx.run.plots.mkdir(parents=True, exist_ok=True)
-    fig.savefig(ctx.run.plots / "temperature_sweep.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, ctx.run.plots / "temperature_sweep.png")

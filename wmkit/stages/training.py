@@ -10,6 +10,7 @@ import torch
 
 from wmkit import checkpoint
 from wmkit.components import load_component, save_component
+from wmkit.errors import WmkitError
 from wmkit.metrics import MetricsLogger, read_metrics
 from wmkit.plots import plot_curves
 from wmkit.seeding import derive_seed
@@ -64,7 +65,14 @@ def train_epochs(
         t0 = time.time()
         if isinstance(component, torch.nn.Module):
             component.train()
-        losses = component.fit_epoch(_counted(make_batches(epoch), ctx.progress, task))
+        try:
+            losses = component.fit_epoch(_counted(make_batches(epoch), ctx.progress, task))
+        except RuntimeError as exc:  # torch: "value cannot be converted ... without overflow"
+            if "overflow" not in str(exc):
+                raise
+            raise WmkitError(
+                f"fit_{role}: {exc} at step {epoch}; training diverged (try a lower learning rate)"
+            ) from None
         # An epoch may yield a few more or fewer batches than estimated; keep the bar honest.
         ctx.progress.update(task, completed=(epoch + 1) * batches_per_epoch)
         logger.log(epoch, **losses, seconds=round(time.time() - t0, 3))

@@ -1,4 +1,5 @@
-"""``wmkit dream``'s engine: roll M forward from a real frame and decode every latent.
+"""The engine of the ``wmkit dream`` command: roll M forward from a real frame and decode
+every latent to a video frame. (``wmkit/dream.py`` is the dream C trains and is scored in.)
 
 With ``side_by_side``, the real environment and the dream start from the same real frame and
 receive the same actions (chosen by the agent on the real observations), so each video frame
