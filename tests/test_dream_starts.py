@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from tests.test_dream import guard_env_during
 from wmkit.cli import app
 from wmkit.dream_starts import StartPool, warm_up
+from wmkit.errors import WmkitError
 from wmkit.protocols import Prediction
 from wmkit.store import RolloutStore
 
@@ -87,12 +89,8 @@ def test_warm_up_feeds_m_the_real_window_in_order(tmp_path):
 
 def test_too_short_episodes_are_one_clear_error(tmp_path):
     write_latents(tmp_path, {0: 3})
-    try:
+    with pytest.raises(WmkitError, match="dream.warmup"):
         StartPool(tmp_path, 4, torch.device("cpu"))
-    except Exception as exc:  # noqa: BLE001 - the message is what is checked
-        assert "dream.warmup" in str(exc)
-    else:
-        raise AssertionError("a pool with no start point was accepted")
 
 
 def test_a_controller_trained_on_branched_dreams_takes_no_real_step(

@@ -49,10 +49,11 @@ class StartPool:
     def __init__(self, latents: Path, warmup: int, device: torch.device):
         mus, logvars, actions, valid = [], [], [], []
         offset = 0
-        for info in RolloutStore(latents).infos():
+        store = RolloutStore(latents)  # reads the manifest once
+        for info in store.infos():
             if info.steps <= warmup:
                 continue
-            ep = RolloutStore(latents).load(info.episode)
+            ep = store.load(info.episode)
             steps = len(ep["mu"])
             mus.append(ep["mu"])
             logvars.append(ep["logvar"])
@@ -80,8 +81,9 @@ class StartPool:
         back = torch.arange(self.warmup, 0, -1, device=device)
         window = at[None, :] - back[:, None]  # [W, k], oldest first
         rows = torch.cat([window, at[None, :]])  # [W + 1, k]
-        eps = torch.randn(self.mu[rows].shape, generator=generator, device=device)
-        z = self.mu[rows] + (self.logvar[rows] / 2).exp() * eps
+        mu = self.mu[rows]
+        eps = torch.randn(mu.shape, generator=generator, device=device)
+        z = mu + (self.logvar[rows] / 2).exp() * eps
         return Branches(z[-1], z[:-1], self.action[window])
 
 
