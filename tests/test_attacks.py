@@ -375,10 +375,14 @@ def test_a_second_run_on_the_same_directory_says_who_holds_it(finished, run):
 
 POOL = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
 
     from wmkit.executor import ProcessExecutor
+
+    # A shell's background job starts with SIGINT ignored, and Python then keeps it ignored:
+    # a suite run with '&' would sleep out the task instead. A terminal's Ctrl-C is the case.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
     def report_and_sleep(folder):
