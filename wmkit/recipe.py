@@ -20,8 +20,9 @@ from wmkit.errors import WmkitError
 from wmkit.protocols import Options
 from wmkit.registry import Registry
 
-# Fields that change how fast a run goes, never what it computes.
-NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "executor")
+# Fields that change how fast a run goes (or where its metrics are mirrored), never what it
+# computes.
+NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "executor", "sinks")
 # Fields that only add work after everything else: a finished run can take a sweep later.
 ADDS_ONLY = (("dream", "sweep"), ("dream", "sweep_generations"))
 
@@ -296,6 +297,13 @@ class Recipe(Options):
     )
     task_retries: int = Field(
         2, ge=0, description="Times a rollout whose worker crashed or hung is retried."
+    )
+    sinks: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description=(
+            "Metric sinks that mirror metrics/*.jsonl (always written): tensorboard, or a "
+            "plugin's, such as mlflow and wandb. A sink that fails warns once and is dropped."
+        ),
     )
     env: EnvConfig = Field(default_factory=EnvConfig, description="The environment.")
     collect: CollectConfig = Field(default_factory=CollectConfig, description="Data collection.")

@@ -84,7 +84,14 @@ def real_scorer(ctx: StageContext, executor, rollouts: int | None = None) -> Sco
 
 def start_latents(ctx: StageContext, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and log-variance of V at the first frame of every collected episode: where
-    dreams begin."""
+    dreams begin (as shipped, for a zoo entry: ``wmkit.zoo``)."""
+    from wmkit.zoo import start_latents_of
+
+    shipped = start_latents_of(ctx.run)
+    if shipped is not None:
+        return torch.as_tensor(shipped[0], device=device), torch.as_tensor(
+            shipped[1], device=device
+        )
     latents = RolloutStore(ctx.run.latents)
     mus, logvars = [], []
     for info in latents.infos():
