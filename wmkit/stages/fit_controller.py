@@ -339,37 +339,30 @@ def fit_controller(
     given; later rounds of ``iterate`` go on from the last round's search), scoring each
     candidate by ``rollouts`` episodes (``optimizer.rollouts_per_candidate`` unless given)."""
     memory, controller = trained_memory_and_fresh_controller(ctx)
-    if ctx.recipe.optimizer.options.train_in == "dream":
-        if isinstance(controller, torch.nn.Module):
-            controller.to(ctx.device)  # the dream runs where M is
-        score = dream_scorer(
-            ctx, memory, controller, ctx.recipe.dream.temperature, rollouts=rollouts
-        )
-        label = "fit controller (dream)"
+    executor, guard = None, None
+    try:
+        if ctx.recipe.optimizer.options.train_in == "dream":
+            if isinstance(controller, torch.nn.Module):
+                controller.to(ctx.device)  # the dream runs where M is
+            temperature = ctx.recipe.dream.temperature
+            score = dream_scorer(ctx, memory, controller, temperature, rollouts=rollouts)
+            label, guard = "fit controller (dream)", exploit_guard(ctx)
+        else:
+            executor = ctx.executor(weights=ctx.agent_weights(controller=False))
+            score = real_scorer(ctx, executor, rollouts)
+            label = "fit controller"
+        checkpoints = ctx.run.checkpoints
         return evolve(
             ctx,
             controller,
             score,
-            ctx.run.checkpoints,
+            checkpoints,
             "fit_controller",
             label,
             generations,
-            exploit_guard(ctx),
+            guard,
             fresh_from,
         )
-    executor = ctx.executor(weights=ctx.agent_weights(controller=False))
-    try:
-        score = real_scorer(ctx, executor, rollouts)
-        label = "fit controller"
-        return evolve(
-            ctx,
-            controller,
-            score,
-            ctx.run.checkpoints,
-            "fit_controller",
-            label,
-            generations,
-            fresh_from=fresh_from,
-        )
     finally:
-        executor.close()
+        if executor is not None:
+            executor.close()
