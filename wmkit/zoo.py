@@ -97,21 +97,10 @@ def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]
         keep = {k: meta[k] for k in ("role", "component", "options", "recipe_sha256", "seed")}
         keep.update({k: meta[k] for k in ("epoch", "generation", "fitness") if k in meta})
         files[f"checkpoints/{role}.safetensors"] = _safetensors(tensors, {**keep, "dtype": dtype})
-    latents = RolloutStore(run.latents)
-    mus, logvars = [], []
-    for info in latents.infos():
-        if info.steps == 0:
-            continue
-        ep = latents.load(info.episode)
-        mus.append(ep["mu"][0])
-        logvars.append(ep["logvar"][0])
-        if len(mus) == MAX_STARTS:
-            break
-    if not mus:
+    starts = RolloutStore(run.latents).first_latents(MAX_STARTS)
+    if starts is None:
         raise WmkitError(f"{run_root}: no encoded episodes to take start latents from")
-    files[STARTS] = _safetensors(
-        {"mu": np.stack(mus), "logvar": np.stack(logvars)}, {"role": "starts"}
-    )
+    files[STARTS] = _safetensors({"mu": starts[0], "logvar": starts[1]}, {"role": "starts"})
     files["recipe.yaml"] = recipe_bytes
     scores = scores_of(run.root)
     files["scores.json"] = json_text(scores).encode()

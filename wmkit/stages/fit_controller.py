@@ -28,6 +28,7 @@ from wmkit.components import (
 )
 from wmkit.dream import dream_rollout
 from wmkit.dream_starts import StartPool, warm_up
+from wmkit.errors import WmkitError
 from wmkit.guard import ExploitGuard
 from wmkit.metrics import MetricsLogger, read_metrics
 from wmkit.plots import plot_fitness, plot_guard
@@ -92,17 +93,12 @@ def start_latents(ctx: StageContext, device: torch.device) -> tuple[torch.Tensor
         return torch.as_tensor(shipped[0], device=device), torch.as_tensor(
             shipped[1], device=device
         )
-    latents = RolloutStore(ctx.run.latents)
-    mus, logvars = [], []
-    for info in latents.infos():
-        if info.steps == 0:
-            continue
-        ep = latents.load(info.episode)
-        mus.append(ep["mu"][0])
-        logvars.append(ep["logvar"][0])
+    starts = RolloutStore(ctx.run.latents).first_latents()
+    if starts is None:
+        raise WmkitError(f"{ctx.run.latents}: no encoded episode to start dreams from")
     return (
-        torch.as_tensor(np.stack(mus), device=device),
-        torch.as_tensor(np.stack(logvars), device=device),
+        torch.as_tensor(starts[0], device=device),
+        torch.as_tensor(starts[1], device=device),
     )
 
 
