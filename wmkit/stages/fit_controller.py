@@ -88,18 +88,12 @@ def start_latents(ctx: StageContext, device: torch.device) -> tuple[torch.Tensor
     dreams begin (as shipped, for a zoo entry: ``wmkit.zoo``)."""
     from wmkit.zoo import start_latents_of
 
-    shipped = start_latents_of(ctx.run)
-    if shipped is not None:
-        return torch.as_tensor(shipped[0], device=device), torch.as_tensor(
-            shipped[1], device=device
-        )
-    starts = RolloutStore(ctx.run.latents).first_latents()
+    starts = start_latents_of(ctx.run)
+    if starts is None:
+        starts = RolloutStore(ctx.run.latents).first_latents()
     if starts is None:
         raise WmkitError(f"{ctx.run.latents}: no encoded episode to start dreams from")
-    return (
-        torch.as_tensor(starts[0], device=device),
-        torch.as_tensor(starts[1], device=device),
-    )
+    return torch.as_tensor(starts[0], device=device), torch.as_tensor(starts[1], device=device)
 
 
 def sample_starts(
@@ -347,12 +341,11 @@ def fit_controller(
             executor = ctx.executor(weights=ctx.agent_weights(controller=False))
             score = real_scorer(ctx, executor, rollouts)
             label = "fit controller"
-        checkpoints = ctx.run.checkpoints
         return evolve(
             ctx,
             controller,
             score,
-            checkpoints,
+            ctx.run.checkpoints,
             "fit_controller",
             label,
             generations,
