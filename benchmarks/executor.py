@@ -114,7 +114,7 @@ def main() -> None:
     # Ray starts its workers 15 nice levels down by default; the local workers are not, and
     # on a shared machine that alone would make ray look ~3x slower here.
     os.environ.setdefault("RAY_worker_niceness", "0")
-    ray.init(num_cpus=cores, log_to_driver=False)
+    ray.init(address="local", num_cpus=cores, log_to_driver=False)
     executors = {
         "local": LocalExecutor(LocalExecutor.Options(), cores, init_worker, setup, 900.0, 2),
         "ray": RayExecutor(RayOptions(), cores, init_worker, setup, 900.0, 2),

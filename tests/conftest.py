@@ -81,6 +81,25 @@ def write_recipe(tmp_path: Path):
     return _write
 
 
+@pytest.fixture(scope="session")
+def fast_group(tmp_path_factory) -> Path:
+    """Seeds 0 and 1 of the blob pipeline, run once per session by ``wmkit run --seeds``
+    into a group directory. Tests read it; whatever they write goes elsewhere."""
+    from typer.testing import CliRunner
+
+    from wmkit.cli import app
+
+    root = tmp_path_factory.mktemp("fast_group")
+    recipe = root / "fast.yaml"
+    recipe.write_text(yaml.safe_dump(FAST))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(Path(__file__).parents[1])
+        out = root / "group"
+        result = CliRunner().invoke(app, ["run", str(recipe), "--out", str(out), "--seeds", "0-1"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def run_numbers(out: Path) -> dict:
     """Everything a run computed, for comparing runs bit for bit: every evaluation return,
     the dream score, the SHA-256 of the final controller's parameters, every shard's

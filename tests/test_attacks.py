@@ -375,10 +375,14 @@ def test_a_second_run_on_the_same_directory_says_who_holds_it(finished, run):
 
 POOL = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
 
     from wmkit.executor import ProcessExecutor
+
+    # A shell's background job starts with SIGINT ignored, and Python then keeps it ignored:
+    # a suite run with '&' would sleep out the task instead. A terminal's Ctrl-C is the case.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
     def report_and_sleep(folder):
@@ -430,7 +434,9 @@ def _start_pool(tmp_path: Path, name: str):
 
 
 def _wait_gone(pids: list[int]) -> list[int]:
-    for _ in range(600):
+    # Up to two minutes: on a starved machine (a CI run beside a training run) a dying
+    # worker can take over 30 s to be scheduled at all; a live one fails it all the same.
+    for _ in range(2400):
         if not any(_alive(pid) for pid in pids):
             break
         time.sleep(0.05)

@@ -50,9 +50,9 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     batches = []
     dream = fit_controller_module.dream_rollout
 
-    def counted(memory, controller, z0, *args):
+    def counted(memory, controller, z0, *args, **kwargs):
         batches.append(len(z0))
-        return dream(memory, controller, z0, *args)
+        return dream(memory, controller, z0, *args, **kwargs)
 
     monkeypatch.setattr(fit_controller_module, "dream_rollout", counted)
     out = tmp_path / "run"
@@ -77,6 +77,8 @@ def test_two_rounds_add_agent_episodes_and_train_m_and_c_further(
     assert [r["step"] for r in gens] == [0, 1, 2]
     assert all(r["env_steps"] == 0 and r["dream_steps"] > 0 for r in gens)
     assert batches == [4, 4, 12]
+    # keep: best (the default) keeps round 2's best, not a return from round 1's dream.
+    assert gens[2]["kept"] == gens[2]["best"]
     meta = checkpoint.load_tensors(out / "checkpoints" / "controller")[1]
     assert meta["generation"] == 3
 

@@ -267,6 +267,22 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
     out = tmp_path / "run"
     run_pipeline(resolve_recipe(data, REG), REG, out)
     stored = json.loads((out / "eval.json").read_text())
+    # The score file that compare and report read, with the online agent's roles.
+    score_file = json.loads((out / "scores.json").read_text())
+    assert [e["return"] for e in score_file["evaluations"]["evaluate"]["episodes"]] == [
+        pytest.approx(r, abs=1e-3) for r in stored["returns"]
+    ]
+    assert score_file["run"]["components"] == {
+        "pipeline": "online",
+        "world_model": "rssm",
+        "controller": "actor",
+        "optimizer": "actor_critic",
+    }
     result = CliRunner().invoke(app, ["eval", "--checkpoint", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["returns"] == stored["returns"]
+    # A zoo entry holds V, M and C; an online run is refused in one line, nothing written.
+    refused = CliRunner().invoke(app, ["export", str(out), str(tmp_path / "entry")])
+    assert refused.exit_code == 2
+    assert "pipeline 'online' runs cannot be exported yet" in refused.output
+    assert not (tmp_path / "entry").exists()

@@ -30,6 +30,7 @@ def local_ray():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_worker_niceness", "0")  # not 15 levels below the rest of the suite
         ray.init(
+            address="local",  # a Ray of its own, never one already on this machine
             num_cpus=2,
             log_to_driver=False,
             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},

@@ -35,8 +35,14 @@ def test_sigkill_at_four_points_then_resume_matches_an_uninterrupted_run(fast_re
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
     base = [sys.executable, "-m", "wmkit", "run", str(fast_recipe), "--out"]
     reference = tmp_path / "reference"
-    done = subprocess.run([*base, str(reference)], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # The reference runs beside the interrupted one: each process is single-threaded.
+    ref = subprocess.Popen(
+        [*base, str(reference)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
 
     out = tmp_path / "killed"
     ckpt = out / "checkpoints"
@@ -63,6 +69,8 @@ def test_sigkill_at_four_points_then_resume_matches_an_uninterrupted_run(fast_re
 
     final = subprocess.run([*base, str(out)], capture_output=True, text=True, env=env)
     assert final.returncode == 0, final.stderr[-2000:]
+    _, ref_err = ref.communicate()
+    assert ref.returncode == 0, ref_err[-2000:]
 
     for name in ("vision", "memory", "controller"):
         want = load_file(reference / "checkpoints" / f"{name}.safetensors")

@@ -9,6 +9,7 @@ temperature tau (higher tau: a more uncertain, harder dream).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -51,16 +52,20 @@ def dream_rollout(
     max_steps: int = 1000,
     done_threshold: float = 0.5,
     generator: torch.Generator | None = None,
+    state: Any = None,
 ) -> DreamResult:
     """Dream B episodes from start latents ``z0`` [B, Z]; ``params`` [B, P] gives each its
     own controller parameters (one CMA-ES generation as one batch), or None for as-is.
+    ``state`` is M's memory at the start (a fresh one unless given: wmkit.dream_starts
+    warms it up on the real steps before a start in mid-episode).
 
     An episode ends when M's done probability passes ``done_threshold`` or at ``max_steps``;
     rewards after the end are not counted.
     """
     batch = z0.shape[0]
     device = z0.device
-    state = memory.initial_state(batch)
+    if state is None:
+        state = memory.initial_state(batch)
     z = z0
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     returns = torch.zeros(batch, device=device)

@@ -134,6 +134,16 @@ def inside(folder: Path, name: str) -> Path:
     return path
 
 
+def inside_path(root: Path, relative: str) -> Path:
+    """``root / relative`` for a relative path such as ``checkpoints/vision.safetensors``,
+    each of whose steps stays in the folder before it once links are followed (``inside``):
+    so the whole path stays in ``root``."""
+    path = Path(root)
+    for part in str(relative).split("/"):
+        path = inside(path, part)
+    return path
+
+
 def check_regular(path: Path) -> None:
     """Refuse what is not a regular file inside its own folder (a device, a pipe, a folder,
     a link that leads elsewhere): reading ``/dev/zero`` would never end."""

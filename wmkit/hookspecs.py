@@ -21,3 +21,13 @@ def wmkit_register(registry: Registry) -> None:
     Called once per plugin when the registry is built. Every implementation is called;
     return values are ignored. Adding a name that is already taken is an error.
     """
+
+
+@hookspec
+def wmkit_metric_sinks() -> list[type]:
+    """Return the metric sink classes this plugin provides (see ``wmkit.sinks.MetricSink``).
+
+    Called on every plugin when ``wmkit run`` or ``wmkit validate`` checks a recipe, and again
+    when a run starts; the lists are joined. A recipe selects sinks by their ``name`` in its
+    ``sinks`` list. Two sinks with the same name are an error.
+    """

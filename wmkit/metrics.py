@@ -5,32 +5,36 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from wmkit.errors import WmkitError
-from wmkit.fileio import check_regular
+from wmkit.fileio import read_regular
 
 
 class MetricsLogger:
-    """Appends one JSON object per step to ``metrics/<stage>.jsonl`` and mirrors scalars to
-    TensorBoard. On resume, rows past ``keep_until`` are dropped so no step is counted twice."""
+    """Logs one row per step of a stage to the run's metric sinks: ``metrics/<stage>.jsonl``
+    always, and TensorBoard and the recipe's other sinks (``wmkit.sinks``). On resume, rows
+    past ``keep_until`` are dropped so no step is counted twice.
+
+    Inside ``wmkit run`` the run's open sinks are used; elsewhere (a stage called on its own)
+    the built-in ones: the JSON lines, and TensorBoard when ``tb_dir`` is given."""
 
     def __init__(self, metrics_dir: Path, tb_dir: Path | None, stage: str, keep_until: int = -1):
-        self.path = Path(metrics_dir) / f"{stage}.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() or self.path.is_symlink():
-            check_regular(self.path)  # rewritten in place below: never through a link
-        self.stage = stage
-        rows = [r for r in read_metrics(self.path) if r.get("step", -1) <= keep_until]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        self._tb = None
-        if tb_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        from wmkit import sinks
 
-                self._tb = SummaryWriter(str(tb_dir))
-            except ImportError:  # TensorBoard is optional at run time
-                self._tb = None
+        self.path = Path(metrics_dir) / f"{stage}.jsonl"
+        self.stage = stage
+        opened = sinks.current()
+        self._own = opened is None
+        if opened is None:
+            dirs = SimpleNamespace(metrics=Path(metrics_dir), tensorboard=tb_dir)
+            own: list[sinks.MetricSink] = [sinks.JsonlSink(dirs)]
+            if tb_dir is not None:
+                own.append(sinks.TensorBoardSink(dirs))
+            opened = sinks.Sinks(own)
+        self._sinks = opened
+        opened.start(stage, keep_until)
 
     def log(self, step: int, **values: Any) -> None:
         for key, value in values.items():
@@ -39,24 +43,21 @@ class MetricsLogger:
                     f"{self.stage}: {key} became {value} at step {step}; "
                     "training diverged (try a lower learning rate)"
                 )
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
-        if self._tb is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)):
-                    self._tb.add_scalar(f"{self.stage}/{key}", value, step)
-            self._tb.flush()
+        self._sinks.log(self.stage, step, values)
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
+        if self._own:
+            self._sinks.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines metrics file, none if it is missing. It is read as every file
+    of a run is (``fileio.read_regular``): a run may come from elsewhere, and a device or a
+    link out of its folder is refused."""
     if not Path(path).exists():
         return []
     rows = []
-    for line in Path(path).read_text().splitlines():
+    for line in read_regular(Path(path)).decode(errors="replace").splitlines():
         try:
             rows.append(json.loads(line))
         except ValueError:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from wmkit import checkpoint
+from wmkit import checkpoint, scores
 from wmkit.agent import WorldModelPolicy
 from wmkit.components import construct, load_component, save_component
 from wmkit.envs import EnvSpec, make_env
@@ -255,6 +255,10 @@ def evaluate_online(ctx: StageContext) -> dict[str, Any]:
     result = evaluate_actor(ctx)
     text = json_text({**result.to_dict(), "real": {"mean": result.mean, "std": result.std}})
     atomic_write_text(ctx.run.eval_path, text)
+    # The same per-episode score file as the paper's pipeline, for compare and report.
+    scores.record_evaluation(
+        ctx.run, scores.PIPELINE_EVALUATION, scores.real_evaluation(result, str(ctx.device))
+    )
     return {
         "mean": result.mean,
         "std": result.std,

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from wmkit import scores, sinks
 from wmkit.components import load_component, resolve_device
 from wmkit.envs import env_spec, make_env
 from wmkit.errors import WmkitError
@@ -28,7 +29,7 @@ from wmkit.rundir import RunDir
 from wmkit.stages.base import StageContext
 from wmkit.stages.collect import collect
 from wmkit.stages.encode import encode_dataset
-from wmkit.stages.evaluate import dream_score, evaluate
+from wmkit.stages.evaluate import dream_episodes, dream_summary, evaluate
 from wmkit.stages.fit_controller import fit_controller, trained_memory_and_fresh_controller
 from wmkit.stages.fit_memory import fit_memory
 from wmkit.stages.fit_vision import fit_vision
@@ -45,7 +46,9 @@ def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
     load_component(ctx.run.checkpoints / "controller", controller, "controller")
     if isinstance(controller, torch.nn.Module):
         controller.to(ctx.device)
-    dream = dream_score(ctx, memory, controller, ctx.recipe.dream.temperature)
+    tau = ctx.recipe.dream.temperature
+    dreamed = dream_episodes(ctx, memory, controller, tau)
+    dream = dream_summary(dreamed, tau)
     data = {
         **result.to_dict(),
         "real": {"mean": result.mean, "std": result.std},
@@ -54,6 +57,17 @@ def _evaluate_stage(ctx: StageContext) -> dict[str, Any]:
     }
     text = json_text(data)
     atomic_write_text(ctx.run.eval_path, text)
+    device, generation = str(ctx.device), len(scores.generation_rows(ctx.run))
+    scores.record_evaluation(
+        ctx.run,
+        scores.PIPELINE_EVALUATION,
+        scores.real_evaluation(result, device, generation=generation),
+    )
+    scores.record_evaluation(
+        ctx.run,
+        f"{scores.PIPELINE_EVALUATION}_dream",
+        scores.dream_evaluation(dreamed, tau, device, generation=generation),
+    )
     return {
         "mean": result.mean,
         "std": result.std,
@@ -171,7 +185,8 @@ def _run_locked(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
     log.addHandler(shown)
     log.setLevel(logging.INFO)
     try:
-        return _run_stages(ctx, recipe)
+        with sinks.active(sinks.open_sinks(run, recipe)):
+            return _run_stages(ctx, recipe)
     finally:
         for h in (handler, shown):
             log.removeHandler(h)
@@ -218,7 +233,8 @@ def preflight(ctx: StageContext) -> None:
 def ha_preflight(ctx: StageContext) -> None:
     """Build every component once, untrained, before any long work: a recipe whose parts do
     not fit together (frame size, action dimensions...) or in memory fails now, not after V
-    has trained. ``wmkit validate`` runs it too. A constructor's exception is one line naming
+    has trained, and so does a metric sink the recipe names that no plugin provides.
+    ``wmkit validate`` runs it too. A constructor's exception is one line naming
     the role, the component and its plugin (``components.construct``)."""
     from wmkit.components import (
         build_controller,
@@ -245,6 +261,7 @@ def ha_preflight(ctx: StageContext) -> None:
         )
     with building("optimizer"):
         build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
+    sinks.check_sinks(ctx.recipe.sinks, tuple(ctx.recipe.plugins))
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:

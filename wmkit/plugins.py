@@ -44,8 +44,10 @@ class PluginInfo:
 
 @dataclass
 class Plugins:
-    """The registry the plugins filled, and what was found."""
+    """The plugin manager (for hooks called later, such as ``wmkit_metric_sinks``), the
+    registry the plugins filled, and what was found."""
 
+    manager: pluggy.PluginManager
     registry: Registry
     infos: list[PluginInfo]
 
@@ -120,7 +122,7 @@ def load_plugins(extra: list[object] | None = None) -> Plugins:
         for info in infos:
             if info.name in claimants:
                 info.fail(str(registry.clash_error(role, name)))
-    return Plugins(registry, infos)
+    return Plugins(pm, registry, infos)
 
 
 def _drop_unknown_hooks(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:
@@ -160,9 +162,9 @@ def _cached() -> Plugins:
     return load_plugins()
 
 
-def get_plugins() -> Plugins:
-    """The process-wide plugins, loaded once."""
-    return _cached()
+def get_plugins(modules: tuple[str, ...] = ()) -> Plugins:
+    """The process-wide plugins, loaded once; with a recipe's ``plugins:`` modules on top."""
+    return _with_modules(tuple(modules)) if modules else _cached()
 
 
 def get_registry(modules: tuple[str, ...] = ()) -> Registry:

@@ -288,6 +288,10 @@ class Optimizer(Protocol):
     """A black-box maximiser with the ask/tell interface of the ``cma`` package.
 
     Unlike ``cma`` (which minimises), ``tell`` takes returns: higher is better.
+
+    Optional: ``fitness_changed()``, called when a new round of ``iterate`` starts scoring
+    in a new M's dream. An optimizer that keeps the best candidate seen should forget it
+    there, since that return was measured by a fitness that no longer holds.
     """
 
     name: ClassVar[str]

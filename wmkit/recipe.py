@@ -20,8 +20,9 @@ from wmkit.errors import WmkitError
 from wmkit.protocols import ROLES, Options
 from wmkit.registry import Registry
 
-# Fields that change how fast a run goes, never what it computes.
-NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "executor")
+# Fields that change how fast a run goes (or where its metrics are mirrored), never what it
+# computes.
+NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "executor", "sinks")
 # Fields that only add work after everything else: a finished run can take a sweep later.
 ADDS_ONLY = (("dream", "sweep"), ("dream", "sweep_generations"))
 
@@ -158,6 +159,23 @@ class DreamConfig(Options):
     score_episodes: int = Field(
         100, ge=1, description="Dream episodes that give the final controller its dream score."
     )
+    starts: Literal["first_frame", "anywhere"] = Field(
+        "first_frame",
+        description=(
+            "Where the optimizer's fitness dreams begin: 'first_frame', at the first frame of "
+            "a collected episode, dreaming the whole episode (up to max_steps); 'anywhere', "
+            "at a random step of a collected episode, M's memory warmed up on the real steps "
+            "before it, dreaming `horizon` steps (short dreams where the agent really went, "
+            "which compound less of M's error). The dream score of evaluate always dreams "
+            "whole episodes from first frames."
+        ),
+    )
+    warmup: int = Field(
+        16, ge=0, description="starts: anywhere: real steps fed to M before a start point."
+    )
+    horizon: int = Field(
+        50, ge=1, description="starts: anywhere: steps dreamed from each start point."
+    )
     sweep: list[float] = Field(
         default_factory=list,
         description=(
@@ -272,6 +290,13 @@ class RecipeCore(Options):
     )
     task_retries: int = Field(
         2, ge=0, description="Times a rollout whose worker crashed or hung is retried."
+    )
+    sinks: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description=(
+            "Metric sinks that mirror metrics/*.jsonl (always written): tensorboard, or a "
+            "plugin's, such as mlflow and wandb. A sink that fails warns once and is dropped."
+        ),
     )
     env: EnvConfig = Field(default_factory=EnvConfig, description="The environment.")
     collect: CollectConfig = Field(default_factory=CollectConfig, description="Data collection.")

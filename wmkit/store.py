@@ -117,6 +117,20 @@ class RolloutStore:
                 bad.append(info)
         return bad
 
+    def first_latents(self, limit: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """V's mean and log-variance at the first step of each non-empty episode (the first
+        ``limit`` of them): where dreams begin. None when no episode has a step."""
+        mus, logvars = [], []
+        for info in self.infos():
+            if info.steps == 0:
+                continue
+            if len(mus) == limit:
+                break
+            ep = self.load(info.episode)
+            mus.append(ep["mu"][0])
+            logvars.append(ep["logvar"][0])
+        return (np.stack(mus), np.stack(logvars)) if mus else None
+
     def load(self, episode: int) -> dict[str, np.ndarray]:
         """Read one shard, checking that it is what the manifest recorded."""
         info = self._shards[episode]

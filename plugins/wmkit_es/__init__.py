@@ -85,6 +85,10 @@ class OpenAIES:
     def result(self) -> tuple[np.ndarray, float]:
         return self.best_x.copy(), float(self.best_f)
 
+    def fitness_changed(self) -> None:
+        """Forget the best seen (a new round's dream scores differently); the search goes on."""
+        self.best_x, self.best_f = self.mean.copy(), -np.inf
+
     def state_dict(self) -> dict[str, np.ndarray]:
         _, keys, pos, has_gauss, cached = self.rng.get_state()
         return {

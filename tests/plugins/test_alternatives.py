@@ -78,3 +78,18 @@ def test_gru_gaussian_learns_a_deterministic_sequence():
     for _ in range(80):
         last = m.fit_epoch([batch])
     assert last["gaussian_nll"] < first - 1.0 and last["reward_mse"] < 0.05
+
+
+def test_openai_es_forgets_its_best_when_the_fitness_changes_and_resumes_so():
+    es = OpenAIES(OpenAIESOptions(population=8), np.zeros(3), seed=0)
+    for fitness in (lambda x: 10.0 - float(np.sum(x**2)), lambda x: -float(np.sum(x**2))):
+        xs = es.ask()
+        es.tell(xs, [fitness(x) for x in xs])
+        best = max(fitness(x) for x in xs)
+        assert es.result()[1] == best
+        es.fitness_changed()
+        assert es.result()[1] == -np.inf
+    resumed = OpenAIES(OpenAIESOptions(population=8), np.zeros(3), seed=1)
+    resumed.load_state_dict(es.state_dict())
+    assert resumed.result()[1] == -np.inf
+    np.testing.assert_array_equal(resumed.result()[0], es.mean)

@@ -52,3 +52,48 @@ def test_keep_mean_returns_the_search_centre_not_a_lucky_candidate():
     np.testing.assert_array_equal(mean_x, opt.es.mean)
     assert mean_f == np.mean(opt.history[-1])
     assert best_f > mean_f  # the best return seen is an optimistic outlier
+
+
+def _search(opt: CMAES, generations: int, fitness) -> None:
+    for _ in range(generations):
+        xs = opt.ask()
+        opt.tell(xs, [fitness(x) for x in xs])
+
+
+def test_keep_best_is_the_best_candidate_cma_saw():
+    opt = CMAES(CMAESOptions(population=8, sigma0=0.5), np.zeros(5), seed=2)
+    _search(opt, 12, sphere_return)
+    x, f = opt.result()
+    np.testing.assert_array_equal(x, opt.es.result.xbest)
+    assert f == -opt.es.result.fbest
+
+
+def test_keep_best_forgets_returns_scored_before_the_fitness_changed():
+    """A new round's dream scores everything lower: the kept candidate must be one of the
+    new round's, not round 1's lucky high score (issue 18's run A)."""
+    options = CMAESOptions(population=8, sigma0=0.3)
+    opt = CMAES(options, np.zeros(4), seed=4)
+    _search(opt, 5, sphere_return)
+    old_best = opt.result()[1]
+
+    def harsher(x):
+        return sphere_return(x) - 100.0
+
+    opt.fitness_changed()
+    assert opt.result()[1] == float("-inf")
+    _search(opt, 2, harsher)
+    x, f = opt.result()
+    assert f < old_best - 50
+    assert f == max(opt.history[-1] + opt.history[-2]) == harsher(x)
+
+    resumed = CMAES(options, np.zeros(4), seed=0)
+    resumed.load_state_dict(opt.state_dict())
+    np.testing.assert_array_equal(resumed.result()[0], x)
+    assert resumed.result()[1] == f
+    # Told just before any generation of the new fitness: a resume still forgets.
+    fresh = CMAES(options, np.zeros(4), seed=4)
+    _search(fresh, 5, sphere_return)
+    fresh.fitness_changed()
+    again = CMAES(options, np.zeros(4), seed=0)
+    again.load_state_dict(fresh.state_dict())
+    assert again.result()[1] == float("-inf")

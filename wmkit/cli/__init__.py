@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from wmkit.cli import compare as compare_cmd
 from wmkit.cli import dream as dream_cmd
 from wmkit.cli import eval as eval_cmd
+from wmkit.cli import export as export_cmd
 from wmkit.cli import gap as gap_cmd
 from wmkit.cli import new_plugin as new_plugin_cmd
 from wmkit.cli import plugins as plugins_cmd
+from wmkit.cli import report as report_cmd
 from wmkit.cli import run as run_cmd
 from wmkit.cli import validate as validate_cmd
 from wmkit.cli import verify as verify_cmd
@@ -25,6 +28,9 @@ app.command("run")(run_cmd.run)
 app.command("eval")(eval_cmd.eval_)
 app.command("dream")(dream_cmd.dream)
 app.command("gap")(gap_cmd.gap)
+app.command("compare")(compare_cmd.compare)
+app.command("report")(report_cmd.report)
+app.command("export")(export_cmd.export)
 app.command("validate")(validate_cmd.validate)
 app.command("plugins")(plugins_cmd.plugins)
 app.command("verify")(verify_cmd.verify)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from wmkit import scores
 from wmkit.cli.errors import TRUST_PLUGINS_HELP, at_least, handle_errors
 from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
@@ -76,5 +77,12 @@ def eval_(
         )
         typer.echo(f"eval mean {result.mean:.2f} std {result.std:.2f} episodes {result.episodes}")
     atomic_write_json(out, result.to_dict())
+    scores.record_evaluation(
+        run,
+        out.stem,
+        scores.real_evaluation(
+            result, str(ctx.device), generation=len(scores.generation_rows(run))
+        ),
+    )
     if not as_json:
         console.print(f"saved {out}")

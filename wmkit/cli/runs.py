@@ -1,4 +1,5 @@
-"""The run a command works on: ``--checkpoint`` or the latest, checked before any work."""
+"""The run a command works on: ``--checkpoint`` (a run directory or a zoo entry) or the
+latest, checked before any work."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def open_run(
     """The run directory, which must hold a recipe, and trained V and M when ``trained``.
     A repair cut short must be finished first, unless ``pending_repair`` (verify does it)."""
     root = checkpoint or latest_run()
-    run = RunDir(root)
+    from wmkit.zoo import is_entry, open_entry
+
+    # A zoo entry is verified and copied to runs/zoo/, where the command may write.
+    run = open_entry(root) if is_entry(root) else RunDir(root)
     if not run.recipe_path.exists():
         raise WmkitError(f"{root}: not a wmkit run directory (no recipe.yaml)")
     if not pending_repair and run.repair_path.exists():

@@ -1,5 +1,5 @@
 """Scoring a controller: ``evaluate`` plays it (or the random policy) over many real
-episodes, ``dream_score`` over many dreams. The pipeline's ``evaluate`` stage (in
+episodes, ``dream_episodes`` over many dreams. The pipeline's ``evaluate`` stage (in
 ``wmkit/pipeline.py``), ``wmkit eval`` and the temperature sweep use them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit.dream import dream_rollout
+from wmkit.dream import DreamResult, dream_rollout
 from wmkit.policies import AgentPolicy, recipe_policy
 from wmkit.protocols import Controller, Memory
 from wmkit.rollout import run_episode
@@ -102,26 +102,30 @@ def evaluate(
 
 
 @torch.no_grad()
-def dream_score(
+def dream_episodes(
     ctx: StageContext,
     memory: Memory,
     controller: Controller,
     temperature: float,
     episodes: int | None = None,
-) -> dict:
-    """The controller's return in M's dream, from real episode starts, at ``temperature``."""
+) -> DreamResult:
+    """The controller's dreamed episodes in M, from real episode starts, at ``temperature``."""
     cfg = ctx.recipe.dream
     episodes = episodes or cfg.score_episodes
     gen = torch.Generator(device=ctx.device)
     gen.manual_seed(derive_seed(ctx.recipe.seed, "dream-score"))
     z0 = sample_starts(start_latents(ctx, ctx.device), episodes, gen)
-    result = dream_rollout(
+    return dream_rollout(
         memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen
     )
+
+
+def dream_summary(result: DreamResult, temperature: float) -> dict:
+    """Mean, std, min, max and mean length of dreamed episodes (``eval.json``'s ``dream``)."""
     returns = result.returns.cpu().numpy()
     return {
         "temperature": temperature,
-        "episodes": episodes,
+        "episodes": len(returns),
         "mean": float(returns.mean()),
         "std": float(returns.std()),
         "min": float(returns.min()),

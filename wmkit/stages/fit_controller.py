@@ -27,6 +27,8 @@ from wmkit.components import (
     save_component,
 )
 from wmkit.dream import dream_rollout
+from wmkit.dream_starts import StartPool, warm_up
+from wmkit.errors import WmkitError
 from wmkit.guard import ExploitGuard
 from wmkit.metrics import MetricsLogger, read_metrics
 from wmkit.plots import plot_fitness, plot_guard
@@ -83,19 +85,15 @@ def real_scorer(ctx: StageContext, executor, rollouts: int | None = None) -> Sco
 
 def start_latents(ctx: StageContext, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and log-variance of V at the first frame of every collected episode: where
-    dreams begin."""
-    latents = RolloutStore(ctx.run.latents)
-    mus, logvars = [], []
-    for info in latents.infos():
-        if info.steps == 0:
-            continue
-        ep = latents.load(info.episode)
-        mus.append(ep["mu"][0])
-        logvars.append(ep["logvar"][0])
-    return (
-        torch.as_tensor(np.stack(mus), device=device),
-        torch.as_tensor(np.stack(logvars), device=device),
-    )
+    dreams begin (as shipped, for a zoo entry: ``wmkit.zoo``)."""
+    from wmkit.zoo import start_latents_of
+
+    starts = start_latents_of(ctx.run)
+    if starts is None:
+        starts = RolloutStore(ctx.run.latents).first_latents()
+    if starts is None:
+        raise WmkitError(f"{ctx.run.latents}: no encoded episode to start dreams from")
+    return torch.as_tensor(starts[0], device=device), torch.as_tensor(starts[1], device=device)
 
 
 def sample_starts(
@@ -119,13 +117,22 @@ def dream_scorer(
     candidate (``optimizer.rollouts_per_candidate`` unless given)."""
     options, cfg = ctx.recipe.optimizer.options, ctx.recipe.dream
     k = rollouts or options.rollouts_per_candidate
-    pool = start_latents(ctx, ctx.device)
+    anywhere = cfg.starts == "anywhere"
+    if anywhere:
+        branches = StartPool(ctx.run.latents, cfg.warmup, ctx.device)
+    else:
+        pool = start_latents(ctx, ctx.device)
 
     def score(solutions: list[np.ndarray], gen: int) -> tuple[np.ndarray, dict[str, int]]:
         gen_rng = torch.Generator(device=ctx.device)
         gen_rng.manual_seed(derive_seed(ctx.recipe.seed, salt, gen))
-        # Every candidate meets the same k start latents: fairer comparisons.
-        z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
+        # Every candidate meets the same k starts: fairer comparisons.
+        state, steps = None, options.max_steps or cfg.max_steps
+        if anywhere:
+            starts = branches.sample(k, gen_rng).repeat(len(solutions))
+            z0, state, steps = starts.z0, warm_up(memory, starts), cfg.horizon
+        else:
+            z0 = sample_starts(pool, k, gen_rng).repeat(len(solutions), 1)
         params = torch.as_tensor(
             np.repeat(np.stack(solutions), k, axis=0), dtype=torch.float32, device=ctx.device
         )
@@ -135,9 +142,10 @@ def dream_scorer(
             z0,
             params,
             temperature,
-            options.max_steps or cfg.max_steps,
+            steps,
             cfg.done_threshold,
             gen_rng,
+            state=state,
         )
         fitness = result.returns.view(len(solutions), k).mean(dim=1).cpu().numpy()
         return fitness.astype(float), {"env_steps": 0, "dream_steps": int(result.steps.sum())}
@@ -154,10 +162,13 @@ def evolve(
     label: str,
     generations: int | None = None,
     guard: ExploitGuard | None = None,
+    fresh_from: int | None = None,
 ) -> dict:
     """The optimizer's generations (``optimizer.generations`` unless given), checkpointed
     after each one so a restart resumes at the next generation with the optimizer's exact
-    state. A ``guard`` checks the dream's ranking in the real game as it goes (wmkit.guard)."""
+    state. A ``guard`` checks the dream's ranking in the real game as it goes (wmkit.guard).
+    ``fresh_from`` is the generation where a new fitness (a round's new dream) begins: the
+    optimizer is told there, so that it keeps nothing scored by the old one."""
     recipe, options = ctx.recipe, ctx.recipe.optimizer.options
     generations = generations or options.generations
     optimizer = build_optimizer(
@@ -169,6 +180,8 @@ def evolve(
         state, meta = checkpoint.load_tensors(state_stem)
         optimizer.load_state_dict(state)
         start = int(meta["generation"])
+    if start == fresh_from and hasattr(optimizer, "fitness_changed"):
+        optimizer.fitness_changed()  # in its state from now on, so a resume keeps it
     logger = MetricsLogger(ctx.run.metrics, ctx.run.tensorboard, metrics_name, start - 1)
     guard_logger, stopped = None, False
     if guard is not None:
@@ -307,19 +320,27 @@ def exploit_guard(ctx: StageContext) -> ExploitGuard | None:
 
 
 def fit_controller(
-    ctx: StageContext, generations: int | None = None, rollouts: int | None = None
+    ctx: StageContext,
+    generations: int | None = None,
+    rollouts: int | None = None,
+    fresh_from: int | None = None,
 ) -> dict:
     """Evolve C until ``generations`` generations in all (``optimizer.generations`` unless
     given; later rounds of ``iterate`` go on from the last round's search), scoring each
     candidate by ``rollouts`` episodes (``optimizer.rollouts_per_candidate`` unless given)."""
     memory, controller = trained_memory_and_fresh_controller(ctx)
-    if ctx.recipe.optimizer.options.train_in == "dream":
-        if isinstance(controller, torch.nn.Module):
-            controller.to(ctx.device)  # the dream runs where M is
-        score = dream_scorer(
-            ctx, memory, controller, ctx.recipe.dream.temperature, rollouts=rollouts
-        )
-        label = "fit controller (dream)"
+    executor, guard = None, None
+    try:
+        if ctx.recipe.optimizer.options.train_in == "dream":
+            if isinstance(controller, torch.nn.Module):
+                controller.to(ctx.device)  # the dream runs where M is
+            temperature = ctx.recipe.dream.temperature
+            score = dream_scorer(ctx, memory, controller, temperature, rollouts=rollouts)
+            label, guard = "fit controller (dream)", exploit_guard(ctx)
+        else:
+            executor = ctx.executor(weights=ctx.agent_weights(controller=False))
+            score = real_scorer(ctx, executor, rollouts)
+            label = "fit controller"
         return evolve(
             ctx,
             controller,
@@ -328,14 +349,9 @@ def fit_controller(
             "fit_controller",
             label,
             generations,
-            exploit_guard(ctx),
-        )
-    executor = ctx.executor(weights=ctx.agent_weights(controller=False))
-    try:
-        score = real_scorer(ctx, executor, rollouts)
-        label = "fit controller"
-        return evolve(
-            ctx, controller, score, ctx.run.checkpoints, "fit_controller", label, generations
+            guard,
+            fresh_from,
         )
     finally:
-        executor.close()
+        if executor is not None:
+            executor.close()

@@ -99,11 +99,13 @@ def fit_memory_round(ctx: StageContext, round_: int) -> dict:
 
 
 def fit_controller_round(ctx: StageContext, round_: int) -> dict:
-    """The optimizer's search goes on, in the dream of this round's M."""
+    """The optimizer's search goes on, in the dream of this round's M; what it kept from
+    earlier rounds' dreams is forgotten (``Optimizer.fitness_changed``)."""
     first = ctx.recipe.optimizer.options.generations
     more = ctx.recipe.iterate.generations or first
+    start = first + (round_ - 2) * more
     return fit_controller(
-        ctx, first + (round_ - 1) * more, ctx.recipe.iterate.rollouts_per_candidate
+        ctx, start + more, ctx.recipe.iterate.rollouts_per_candidate, fresh_from=start
     )
 
 

@@ -17,11 +17,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from wmkit import scores  # noqa: E402
 from wmkit.components import load_component  # noqa: E402
 from wmkit.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from wmkit.plots import save_figure  # noqa: E402
 from wmkit.stages.base import StageContext  # noqa: E402
-from wmkit.stages.evaluate import dream_score, evaluate  # noqa: E402
+from wmkit.stages.evaluate import dream_episodes, dream_summary, evaluate  # noqa: E402
 from wmkit.stages.fit_controller import (  # noqa: E402
     dream_scorer,
     evolve,
@@ -71,8 +72,10 @@ def temperature_sweep(ctx: StageContext) -> dict:
         score = dream_scorer(ctx, memory, controller, tau, salt=f"dream-{key}")
         evolve(ctx, controller, score, folder, f"sweep_tau{key}", f"dream tau={key}", generations)
         load_component(folder / "controller", controller, "controller")
-        dream = dream_score(ctx, memory, controller, tau)
+        dreamed = dream_episodes(ctx, memory, controller, tau)
+        dream = dream_summary(dreamed, tau)
         real = evaluate(ctx, controller_stem=folder / "controller")
+        _record_scores(ctx, key, tau, folder, real, dreamed)
         results[key] = {
             "temperature": tau,
             "generations": generations,
@@ -92,6 +95,17 @@ def temperature_sweep(ctx: StageContext) -> dict:
         "swept": [f"{t:g}" for t in taus],
         "generations": generations,
     }
+
+
+def _record_scores(ctx: StageContext, key: str, tau: float, folder: Path, real, dreamed) -> None:
+    """The swept controller's real and dreamed episodes, into the run's score file."""
+    controller = (folder / "controller").relative_to(ctx.run.root).as_posix()
+    generation = len(scores.generation_rows(ctx.run, f"sweep_tau{key}"))
+    device = str(ctx.device)
+    evaluation = scores.real_evaluation(real, device, controller, generation)
+    scores.record_evaluation(ctx.run, f"sweep_tau{key}", evaluation)
+    evaluation = scores.dream_evaluation(dreamed, tau, device, controller, generation)
+    scores.record_evaluation(ctx.run, f"sweep_tau{key}_dream", evaluation)
 
 
 def write_table(ctx: StageContext, rows: list[dict]) -> None:
