@@ -22,7 +22,12 @@ from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_text, check_regular, json_text, sha256_bytes
 from wmkit.hookspecs import hookimpl
 from wmkit.progress import console, make_progress
-from wmkit.protocols import OptimizerOptions, PipelineOptions
+from wmkit.protocols import (
+    GradientController,
+    GradientOptions,
+    OptimizerOptions,
+    PipelineOptions,
+)
 from wmkit.recipe import Recipe
 from wmkit.registry import Registry
 from wmkit.rundir import RunDir
@@ -254,14 +259,51 @@ def ha_preflight(ctx: StageContext) -> None:
         controller = build_controller(
             ctx.recipe, ctx.registry, vision.latent_dim + memory.feature_dim, ctx.spec
         )
-    if not isinstance(ctx.recipe.optimizer.options, OptimizerOptions):
+    options = ctx.recipe.optimizer.options
+    if isinstance(options, GradientOptions):
+        _gradient_preflight(ctx, controller, vision.latent_dim + memory.feature_dim)
+    elif not isinstance(options, OptimizerOptions):
         raise WmkitError(
-            f"optimizer: {ctx.recipe.optimizer.name!r} is not an ask/tell search, which "
-            "pipeline 'ha' trains C with; choose one such as cmaes or openai_es"
+            f"optimizer: {ctx.recipe.optimizer.name!r} is neither an ask/tell search nor a "
+            "gradient optimizer, the two ways pipeline 'ha' trains C"
+        )
+    else:
+        with building("optimizer"):
+            build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
+    sinks.check_sinks(ctx.recipe.sinks, tuple(ctx.recipe.plugins))
+
+
+def _gradient_preflight(ctx: StageContext, controller: Any, feature_dim: int) -> None:
+    """C trained by gradients in M's dream (``stages.fit_actor``): what that needs."""
+    from wmkit.components import construct
+    from wmkit.resources import building
+
+    recipe = ctx.recipe
+    if not isinstance(controller, GradientController):
+        raise WmkitError(
+            f"controller: {recipe.controller.name!r} has no action distribution for "
+            f"{recipe.optimizer.name!r} to train by gradients; choose one such as actor"
+        )
+    if recipe.dream.sweep:
+        raise WmkitError(
+            "dream.sweep: the temperature sweep reruns an ask/tell search; it has no "
+            f"meaning with optimizer {recipe.optimizer.name!r}"
+        )
+    if recipe.dream.guard.every:
+        raise WmkitError(
+            "dream.guard.every: the exploit guard checks an ask/tell search's candidates; "
+            f"set 0 with optimizer {recipe.optimizer.name!r}"
         )
     with building("optimizer"):
-        build_optimizer(ctx.recipe, ctx.registry, controller.get_params(), 0)
-    sinks.check_sinks(ctx.recipe.sinks, tuple(ctx.recipe.plugins))
+        construct(
+            ctx.registry,
+            "optimizer",
+            recipe.optimizer.name,
+            recipe.optimizer.options,
+            controller,
+            feature_dim,
+            0,
+        )
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:

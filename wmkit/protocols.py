@@ -129,9 +129,41 @@ class OptimizerOptions(StrategyOptions):
 
 
 class GradientOptions(StrategyOptions):
-    """Base options for a GradientOptimizer: C trained by gradients on imagined trajectories."""
+    """Base options for a GradientOptimizer: C trained by gradients on imagined trajectories.
+
+    In pipeline ``online`` the world model's training sets how many updates there are (its
+    ``train_ratio``); in pipeline ``ha`` C trains in M's dream alone, in generations of
+    ``updates`` updates, the fields below the learning rate."""
+
+    # Where C's training episodes run: always imagined (read where ask/tell searches differ).
+    train_in: ClassVar[Literal["dream"]] = "dream"
 
     learning_rate: float = Field(3e-5, gt=0, description="Adam learning rate of the actor.")
+    generations: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Pipeline ha: generations of training in M's dream; after each the actor and the "
+            "optimizer are checkpointed and the actor is scored in the dream."
+        ),
+    )
+    updates: int = Field(10, ge=1, description="Pipeline ha: updates per generation.")
+    starts: int = Field(
+        256,
+        ge=1,
+        description=(
+            "Pipeline ha: imagined trajectories per update, each from a real moment of the "
+            "data (dream.starts: first frames, or anywhere with M warmed up)."
+        ),
+    )
+    score_dreams: int = Field(
+        16,
+        ge=1,
+        description=(
+            "Pipeline ha: whole dreams from first frames that score the actor's most likely "
+            "actions after each generation (its fitness curve; not used to train)."
+        ),
+    )
 
 
 class WorldModelOptions(Options):

@@ -33,7 +33,7 @@ from wmkit.guard import ExploitGuard
 from wmkit.metrics import MetricsLogger, read_metrics
 from wmkit.plots import plot_fitness, plot_guard
 from wmkit.policies import AgentPolicy
-from wmkit.protocols import Controller, Memory
+from wmkit.protocols import Controller, GradientOptions, Memory
 from wmkit.rollout import run_episode
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
@@ -327,7 +327,12 @@ def fit_controller(
 ) -> dict:
     """Evolve C until ``generations`` generations in all (``optimizer.generations`` unless
     given; later rounds of ``iterate`` go on from the last round's search), scoring each
-    candidate by ``rollouts`` episodes (``optimizer.rollouts_per_candidate`` unless given)."""
+    candidate by ``rollouts`` episodes (``optimizer.rollouts_per_candidate`` unless given).
+    A gradient optimizer (an actor-critic) trains C in M's dream instead: ``fit_actor``."""
+    if isinstance(ctx.recipe.optimizer.options, GradientOptions):
+        from wmkit.stages.fit_actor import fit_actor  # it builds on this module's helpers
+
+        return fit_actor(ctx, generations)
     memory, controller = trained_memory_and_fresh_controller(ctx)
     executor, guard = None, None
     try:

@@ -22,6 +22,7 @@ import numpy as np
 
 from wmkit import checkpoint
 from wmkit.components import build_optimizer
+from wmkit.protocols import GradientOptions
 from wmkit.recipe import Recipe
 from wmkit.stages.base import StageContext
 from wmkit.stages.collect import collect_episodes, play_one
@@ -56,6 +57,9 @@ def round_candidates(ctx: StageContext) -> list[np.ndarray]:
     ``ask``, never told), so a resumed round plays the same ones.
     """
     kept, _ = checkpoint.load_tensors(ctx.run.checkpoints / "controller")
+    if isinstance(ctx.recipe.optimizer.options, GradientOptions):
+        # An actor has no search distribution to draw from: it plays every episode.
+        return [np.asarray(kept["params"], float)] * ctx.recipe.iterate.candidates
     state, _ = checkpoint.load_tensors(ctx.run.checkpoints / "optimizer_state")
     # x0 and seed only size the optimizer: its saved state replaces both.
     optimizer = build_optimizer(ctx.recipe, ctx.registry, np.asarray(kept["params"], float), 0)
