@@ -20,7 +20,7 @@ demo: setup
 	$(BIN)/wmkit run recipes/carracing_quick.yaml
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -281,6 +281,19 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--checkpoint", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["returns"] == stored["returns"]
+    # stages.json records which checkpoints each stage wrote, so verify remakes a damaged
+    # one by redoing the stage that wrote it, in any pipeline.
+    from wmkit.rundir import RunDir
+    from wmkit.verify import find_damage
+
+    record = json.loads((out / "stages.json").read_text())["train_online"]
+    assert record["checkpoints"] == ["controller", "online_resume", "world_model"]
+    weights = out / "checkpoints" / "world_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"damaged!")
+    assert [(d.path, d.stage) for d in find_damage(RunDir(out))] == [(str(weights), "train_online")]
+    weights.unlink()
+    assert [d.reason for d in find_damage(RunDir(out))] == ["missing although train_online is done"]
+
     # A zoo entry holds V, M and C; an online run is refused in one line, nothing written.
     refused = CliRunner().invoke(app, ["export", str(out), str(tmp_path / "entry")])
     assert refused.exit_code == 2

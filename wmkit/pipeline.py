@@ -212,11 +212,27 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
                 continue
             started = time.time()
             log.info("stage %s started", name)
+            before = run.checkpoint_stamps()
             summary = stage(ctx)
-            run.mark_done(name, time.time() - started, _plain(summary))
+            written = _written_since_last_stage(run, before)
+            run.mark_done(name, time.time() - started, {**_plain(summary), "checkpoints": written})
             log.info("stage %s done in %.1f s: %s", name, time.time() - started, _plain(summary))
             summaries[name] = summary
     return summaries
+
+
+def _written_since_last_stage(run: RunDir, before: dict[str, tuple[int, int]]) -> list[str]:
+    """The checkpoints the stage now ending wrote: changed since ``before`` (its start in
+    this process) or since the last stage done finished (in a process killed before it could
+    finish). stages.json records them, so that 'wmkit verify' remakes a damaged checkpoint
+    by redoing the last stage that wrote it, whatever the pipeline."""
+    finished = [r.get("finished", 0) for r in run.stages().values()]
+    since = max([f for f in finished if isinstance(f, (int, float))], default=0) * 1e9
+    return sorted(
+        stem
+        for stem, stamp in run.checkpoint_stamps().items()
+        if stamp[0] > since or before.get(stem) != stamp
+    )
 
 
 def _complete(run, name: str, stage: Callable[..., Any], recipe: Recipe) -> bool:

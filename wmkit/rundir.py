@@ -156,6 +156,15 @@ class RunDir:
                     removed.append(path)
         return removed
 
+    def checkpoint_stamps(self) -> dict[str, tuple[int, int]]:
+        """(mtime in ns, size) of every checkpoint's weights, by stem: compared before and
+        after a stage, they say which checkpoints the stage wrote."""
+        stamps = {}
+        for path in self.checkpoints.glob("*.safetensors") if self.checkpoints.is_dir() else []:
+            stat = path.lstat()
+            stamps[path.with_suffix("").name] = (stat.st_mtime_ns, stat.st_size)
+        return stamps
+
     def mark_done(self, stage: str, seconds: float, summary: dict[str, Any]) -> None:
         stages = self.stages()
         stages[stage] = {**summary, "seconds": round(seconds, 2), "finished": time.time()}

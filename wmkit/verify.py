@@ -40,8 +40,9 @@ from wmkit.rundir import RunDir
 from wmkit.stages.iterate import episode_round, round_episodes, round_stages
 from wmkit.store import RolloutStore
 
-# Which stage writes which checkpoint.
-CHECKPOINT_STAGES = {
+# Which stage writes which checkpoint, for runs whose stages.json predates the stages'
+# own record of it (``checkpoints`` in each stage's entry, which every run now writes).
+LEGACY_CHECKPOINT_STAGES = {
     "vision": "fit_vision",
     "vision_resume": "fit_vision",
     "memory": "fit_memory",
@@ -49,9 +50,8 @@ CHECKPOINT_STAGES = {
     "controller": "fit_controller",
     "optimizer_state": "fit_controller",
 }
-# The checkpoints a completed stage must have left (the ``_resume`` ones are optional: runs
-# made before they existed have none, and losing one only costs the stage's redo).
-REQUIRED_CHECKPOINTS = {
+# The checkpoints a completed stage of such a run must have left.
+LEGACY_REQUIRED_CHECKPOINTS = {
     "fit_vision": ["vision"],
     "fit_memory": ["memory"],
     "fit_controller": ["controller", "optimizer_state"],
@@ -93,9 +93,11 @@ def _layout(run: RunDir) -> tuple[Any, Damage | None]:
         data = yaml.safe_load(read_regular(run.recipe_path))
         if not isinstance(data, dict):
             raise ValueError("not a mapping")
+        pipeline = data.get("pipeline") or "ha"
         layout = SimpleNamespace(
             collect=CollectConfig.model_validate(data.get("collect") or {}),
             iterate=IterateConfig.model_validate(data.get("iterate") or {}),
+            pipeline=pipeline.get("name", "ha") if isinstance(pipeline, dict) else pipeline,
         )
         return layout, None
     except (WmkitError, yaml.YAMLError, ValueError) as exc:
@@ -177,29 +179,52 @@ def _checkpoint_damage(stem: Path) -> str | None:
 
 
 def _next_stage(layout: Any, done: dict[str, Any]) -> str | None:
-    """The stage the next ``wmkit run`` starts with (None when every one is done)."""
-    if layout is None:
+    """The stage the next ``wmkit run`` starts with (None when every one is done, or for a
+    pipeline other than the paper's, whose stages are not known without its plugin)."""
+    if layout is None or layout.pipeline != "ha":
         return None
     order = ["collect", "fit_vision", "encode", "fit_memory", "fit_controller"]
     order += [name for name, _ in round_stages(layout)] + ["evaluate", "temperature_sweep"]
     return next((name for name in order if name not in done), None)
 
 
+def _writers(done: dict[str, Any]) -> dict[str, str]:
+    """The last completed stage that wrote each checkpoint, from the stages' own records
+    (``checkpoints`` in stages.json; plain names only)."""
+    writers: dict[str, str] = {}
+    records = [(r.get("finished"), name, r.get("checkpoints")) for name, r in done.items()]
+    for _, name, stems in sorted(
+        (r for r in records if isinstance(r[0], (int, float))), key=lambda r: r[0]
+    ):
+        for stem in stems if isinstance(stems, list) else []:
+            if is_plain_name(stem):
+                writers[stem] = name
+    return writers
+
+
 def _checkpoints(run: RunDir, layout: Any, done: dict[str, Any]) -> list[Damage]:
     found = []
     stems = {p.with_suffix("").name for p in run.checkpoints.glob("*.safetensors")}
     upcoming = _next_stage(layout, done) or ""
-    for stage, names in REQUIRED_CHECKPOINTS.items():
-        # Needed once its stage (or a round of it) is done, unless that stage's next round
-        # is what the next run does first: it writes the checkpoint again before any use.
-        if _latest(done, stage) in done and not upcoming.startswith(stage):
-            stems.update(names)
+    writers = _writers(done)
+    required = {stem: stage for stem, stage in writers.items() if not stem.endswith("_resume")}
+    for stage, names in LEGACY_REQUIRED_CHECKPOINTS.items():
+        if _latest(done, stage) in done:
+            required.update({n: _latest(done, stage) for n in names if n not in writers})
+    for name, stage in required.items():
+        # Needed once the stage that wrote it is done, unless that stage's next round is
+        # what the next run does first: it writes the checkpoint again before any use. (A
+        # ``_resume`` checkpoint is optional: losing one only costs its stage's redo.)
+        if not upcoming.startswith(stage.split("_round")[0]):
+            stems.add(name)
     for name in sorted(stems):
         stem = run.checkpoints / name
         reason = _checkpoint_damage(stem)
         if reason is None:
             continue
-        stage = _latest(done, CHECKPOINT_STAGES.get(name, "fit_controller"))
+        stage = writers.get(name) or _latest(
+            done, LEGACY_CHECKPOINT_STAGES.get(name, "fit_controller")
+        )
         if reason == "missing":
             reason = f"missing although {stage} is done"
         weights, info = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
