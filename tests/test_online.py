@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,6 +282,15 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--checkpoint", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["returns"] == stored["returns"]
+    # wmkit gap: the same policies in the world model's dream and in the game.
+    gap = CliRunner().invoke(app, ["gap", "--checkpoint", str(out), "--episodes", "2"])
+    assert gap.exit_code == 0, gap.output
+    table = json.loads((out / "evals" / "gap_n2.json").read_text())
+    assert [p["policy"] for p in table["policies"]] == ["uniform", "brownian", "held", "controller"]
+    assert all(p["dream_steps"] >= 1 and p["real_steps"] >= 8 for p in table["policies"])
+    refused = CliRunner().invoke(app, ["dream", "--checkpoint", str(out)])
+    assert refused.exit_code == 2 and "no frames to film" in refused.output
+
     # stages.json records which checkpoints each stage wrote, so verify remakes a damaged
     # one by redoing the stage that wrote it, in any pipeline.
     from wmkit.rundir import RunDir
@@ -299,3 +309,32 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
     assert refused.exit_code == 2
     assert "pipeline 'online' runs cannot be exported yet" in refused.output
     assert not (tmp_path / "entry").exists()
+
+
+def test_dream_video_of_a_world_model_next_to_reality(monkeypatch):
+    """``wmkit dream --side-by-side`` for a world model: real | its reading | its dream."""
+    from wmkit.dream_video import compose
+    from wmkit.imagination import imagine_video
+
+    monkeypatch.chdir(Path(__file__).parents[1])
+    registry = get_registry(("tests.fixtures.blob_plugin",))
+    env = make_env(EnvConfig(id="wmkit-test/Blob-v0"), registry)
+    spec = env_spec(env)
+    torch.manual_seed(0)
+    options = {"deter": 8, "stoch": 2, "classes": 2, "units": 8, "layers": 1, "cnn_depth": 2}
+    world_model = registry.get("world_model", "rssm")(
+        registry.get("world_model", "rssm").Options(**options), spec.obs_shape, spec.action_dim
+    ).eval()
+    actor_cls = registry.get("controller", "actor")
+    actor = actor_cls(
+        actor_cls.Options(units=8, layers=1),
+        world_model.feature_dim,
+        spec.action_low,
+        spec.action_high,
+    )
+    random = UniformPolicy(spec.action_low, spec.action_high, 0)
+    result = imagine_video(env, world_model, actor, spec.action_dim, 4, 0, True, random, 2.0, "cpu")
+    assert len(result.real) == len(result.reconstructed) == len(result.imagined) == 4
+    assert result.imagined[0].shape == (64, 64, 3) and result.imagined[0].dtype == np.uint8
+    frames = compose(result)
+    assert frames.shape[0] == 4 and frames.shape[2] == 3 * 64 * 3 + 2 * 4

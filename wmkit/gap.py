@@ -18,7 +18,7 @@ import torch
 
 from wmkit.dream import dream_rollout
 from wmkit.policies import Policy, recipe_policy
-from wmkit.protocols import Controller, Memory
+from wmkit.protocols import Controller, GradientController, Memory, WorldModel
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
 from wmkit.stages.evaluate import evaluate
@@ -117,6 +117,54 @@ def measure_gap(
     return rows
 
 
+def measure_world_model_gap(
+    ctx: StageContext,
+    world_model: WorldModel,
+    actor: GradientController | None,
+    policies: list[str],
+    episodes: int,
+) -> list[GapRow]:
+    """``measure_gap`` for a world model trained as one piece (pipeline ``online``): each
+    policy's dreams start from the world model's state after a real first observation of
+    the run's episodes (the same ones for every policy), and ``controller`` is the actor's
+    most likely actions, in the dream and in the game."""
+    from wmkit.imagination import first_observations, imagine_episodes, start_states
+    from wmkit.online import evaluate_actor
+
+    cfg, rows = ctx.recipe.dream, []
+    observations = first_observations(ctx.run)
+    for name in policies:
+        gen = torch.Generator().manual_seed(derive_seed(ctx.recipe.seed, "gap"))
+        state = start_states(
+            world_model, observations, ctx.spec.action_dim, episodes, gen, ctx.device
+        )
+        if name == "controller":
+            act = actor.act
+        else:
+            seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
+            act = PolicyController(
+                [recipe_policy(name, ctx.spec, s, ctx.recipe.collect) for s in seeds]
+            ).act
+        torch.manual_seed(derive_seed(ctx.recipe.seed, "gap dream"))
+        dream = imagine_episodes(world_model, act, state, cfg.max_steps, cfg.done_threshold)
+        returns = dream.returns.cpu().numpy()
+        real = (
+            evaluate_actor(ctx, episodes) if name == "controller" else evaluate(ctx, name, episodes)
+        )
+        rows.append(
+            GapRow(
+                name,
+                float(returns.mean()),
+                float(returns.std()),
+                float(dream.steps.float().mean()),
+                real.mean,
+                real.std,
+                statistics.fmean(real.steps),
+            )
+        )
+    return rows
+
+
 def pairs_in_order(rows: list[GapRow]) -> tuple[int, int]:
     """How many pairs of policies the dream orders as reality does, out of how many."""
     pairs = list(combinations(rows, 2))
@@ -124,7 +172,7 @@ def pairs_in_order(rows: list[GapRow]) -> tuple[int, int]:
     return agree, len(pairs)
 
 
-def to_dict(rows: list[GapRow], temperature: float, episodes: int) -> dict:
+def to_dict(rows: list[GapRow], temperature: float | None, episodes: int) -> dict:
     agree, total = pairs_in_order(rows)
     return {
         "temperature": temperature,

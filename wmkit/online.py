@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,26 @@ def build_agent_parts(
         derive_seed(recipe.seed, "optimizer"),
     )
     return world_model, controller, optimizer
+
+
+def trained_parts(
+    recipe: Recipe,
+    registry: Registry,
+    spec: EnvSpec,
+    checkpoints: Path,
+    device: torch.device | str = "cpu",
+    controller: bool = True,
+) -> tuple[WorldModel, GradientController | None]:
+    """The trained world model (in eval mode) and actor (None unless ``controller``) from a
+    run's checkpoints, on ``device``: what eval, dream and gap play."""
+    world_model, actor, _ = build_agent_parts(recipe, registry, spec)
+    load_component(checkpoints / "world_model", world_model, "world_model")
+    world_model.to(device).eval()
+    if not controller:
+        return world_model, None
+    load_component(checkpoints / "controller", actor, "controller")
+    actor.to(device)
+    return world_model, actor
 
 
 def _prefixed(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -219,10 +240,7 @@ def evaluate_actor(
     ``eval.episodes``) on the seeds ``seed + i`` (default ``eval.seed``; training episodes
     use seeds derived from the recipe's seed). The evaluate stage and ``wmkit eval`` use it."""
     recipe, cfg = ctx.recipe, ctx.recipe.eval
-    world_model, controller, _ = build_agent_parts(recipe, ctx.registry, ctx.spec)
-    load_component(ctx.run.checkpoints / "world_model", world_model, "world_model")
-    load_component(ctx.run.checkpoints / "controller", controller, "controller")
-    world_model.eval()
+    world_model, controller = trained_parts(recipe, ctx.registry, ctx.spec, ctx.run.checkpoints)
     env = make_env(recipe.env, ctx.registry)
     policy = WorldModelPolicy(world_model, controller, ctx.spec.action_dim, explore=False)
     first = cfg.seed if seed is None else seed

@@ -422,6 +422,10 @@ class WorldModel(TrainedModule, Protocol):
         """The reward received on reaching ``state`` and the probability that it ends the
         episode (``done``), each [B]."""
 
+    def decode(self, state: State) -> torch.Tensor:
+        """What the model believes the observation of ``state`` looks like, as observations
+        are given (frames [B, C, H, W] in [0, 1], or vectors [B, n]): ``wmkit dream`` films it."""
+
     def fit_batch(self, batch: ObservationBatch) -> tuple[dict[str, float], State]:
         """One training step on real sequences; returns the mean of each loss term and the
         filtered state of every real step (detached, batch [B * T]): where dreams start."""

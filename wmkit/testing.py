@@ -179,6 +179,10 @@ def check_world_model(
     assert isinstance(prediction, Prediction), "predict must return a Prediction"
     assert prediction.reward.shape == (batch,) and prediction.done.shape == (batch,)
     assert bool(((prediction.done >= 0) & (prediction.done <= 1)).all()), "done: a probability"
+    decoded = world_model.decode(dreamed)
+    assert decoded.shape == (batch, *obs_shape), "decode gives observations as they are given"
+    if len(obs_shape) == 3:
+        assert bool(((decoded >= 0) & (decoded <= 1)).all()), "decoded frames lie in [0, 1]"
     T = 5
     first = torch.zeros(batch, T)
     first[:, 0] = 1

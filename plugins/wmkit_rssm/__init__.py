@@ -32,6 +32,7 @@ from wmkit.distributions import (
     TwoHot,
     categorical_kl,
     sample_one_hot,
+    symexp,
     symlog,
     unimix_probs,
 )
@@ -187,6 +188,12 @@ class RSSM(nn.Module):
         reward = TwoHot(self.reward_head(features)).mean()
         done = 1 - torch.sigmoid(self.cont_head(features).squeeze(-1))
         return Prediction(reward=reward, done=done)
+
+    def decode(self, state: State) -> torch.Tensor:
+        """What the model believes the observation looks like: frames [B, 3, 64, 64] in
+        [0, 1], or state vectors [B, n] (the decoder works in symlog space)."""
+        out = self.decoder(self.features(state))
+        return symexp(out) if self.vector else out.clamp(0, 1)
 
     # -- training ---------------------------------------------------------------------------
 

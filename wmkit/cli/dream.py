@@ -53,10 +53,9 @@ def dream(
 
     from wmkit.checkpoint import exists as checkpoint_exists
     from wmkit.components import build_trained, resolve_device
-    from wmkit.dream_video import compose, imagine
+    from wmkit.dream_video import imagine
     from wmkit.envs import env_spec, make_env
     from wmkit.policies import recipe_policy
-    from wmkit.video import write_strip, write_video
 
     at_least("--steps", steps, 1)
     at_least("--temperature", temperature, 0, strict=True)
@@ -70,6 +69,46 @@ def dream(
     tau = recipe.dream.temperature if temperature is None else temperature
     dev = str(resolve_device(device.value))
     env = make_env(recipe.env, registry)
+    collect = recipe.collect
+    random_kind = "uniform" if collect.policy == "controller" else collect.policy
+    random = recipe_policy(random_kind, env_spec(env), seed, collect)
+    wants_controller = policy is DreamPolicy.controller
+    if wants_controller and not checkpoint_exists(run.checkpoints / "controller"):
+        raise WmkitError(f"{root}: no trained controller yet; use --policy random")
+    if recipe.world_model is not None:  # a world model trained as one piece (online)
+        from wmkit.imagination import imagine_video
+        from wmkit.online import trained_parts
+
+        spec = env_spec(env)
+        if temperature is not None:
+            raise WmkitError(
+                f"--temperature: {recipe.world_model.name!r} draws its latents as trained; "
+                "it has no temperature"
+            )
+        if spec.vector_obs:
+            raise WmkitError(
+                f"{root}: {recipe.env.id} is observed as state vectors; there are no frames "
+                "to film (use 'wmkit gap' to compare dream and reality)"
+            )
+        world_model, actor = trained_parts(
+            recipe, registry, spec, run.checkpoints, dev, wants_controller
+        )
+        with console.status("dreaming"):
+            result = imagine_video(
+                env,
+                world_model,
+                actor,
+                spec.action_dim,
+                steps,
+                seed,
+                side_by_side,
+                random,
+                recipe.dream.done_threshold,
+                dev,
+            )
+        env.close()
+        _write(run, result, side_by_side, policy, seed, tau, out)
+        return
     vision, memory, controller = build_trained(
         recipe,
         registry,
@@ -78,14 +117,8 @@ def dream(
         device=dev,
         controller=policy is DreamPolicy.controller,
     )
-    if policy is DreamPolicy.controller:
-        if not checkpoint_exists(run.checkpoints / "controller"):
-            raise WmkitError(f"{root}: no trained controller yet; use --policy random")
-        if isinstance(controller, torch.nn.Module):
-            controller.to(dev)
-    collect = recipe.collect
-    random_kind = "uniform" if collect.policy == "controller" else collect.policy
-    random = recipe_policy(random_kind, env_spec(env), seed, collect)
+    if wants_controller and isinstance(controller, torch.nn.Module):
+        controller.to(dev)
     with console.status("dreaming"):
         result = imagine(
             env,
@@ -101,6 +134,14 @@ def dream(
             dev,
         )
     env.close()
+    _write(run, result, side_by_side, policy, seed, tau, out)
+
+
+def _write(run, result, side_by_side: bool, policy, seed: int, tau: float, out) -> None:
+    """The video and its strip of stills, and one line on how the dream went."""
+    from wmkit.dream_video import compose
+    from wmkit.video import write_strip, write_video
+
     frames = compose(result)
     kind = "side_by_side" if side_by_side else "dream"
     out = out or run.videos / f"{kind}_{policy.value}_seed{seed}_tau{tau:g}.gif"

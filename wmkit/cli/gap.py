@@ -37,7 +37,7 @@ def gap(
     """Does the dream rank behaviours as reality does? Run this before training C in a dream."""
     from wmkit.checkpoint import exists as checkpoint_exists
     from wmkit.components import build_trained
-    from wmkit.gap import default_policies, measure_gap, pairs_in_order, to_dict
+    from wmkit.gap import default_policies, measure_gap, to_dict
     from wmkit.pipeline import make_context
     from wmkit.policies import fixed_policy
 
@@ -64,6 +64,9 @@ def gap(
                 fixed_policy(name, spec.action_low, spec.action_high, 0)
             except WmkitError as exc:
                 raise WmkitError(f"--policy {exc}") from None
+    if recipe.world_model is not None:  # a world model trained as one piece (online)
+        _world_model_gap(ctx, names, episodes, trained, temperature)
+        return
     tau = recipe.dream.temperature if temperature is None else temperature
     _, memory, controller = build_trained(
         recipe, registry, spec, run.checkpoints, device=str(ctx.device), controller=trained
@@ -74,7 +77,33 @@ def gap(
         rows = measure_gap(ctx, memory, controller, names, episodes, tau)
     out = run.root / "evals" / f"gap_tau{tau:g}_n{episodes}.json"
     atomic_write_json(out, to_dict(rows, tau, episodes))
-    console.print(f"dream at tau {tau:g} vs real, {episodes} episodes each:")
+    _report(rows, out, f"dream at tau {tau:g} vs real, {episodes} episodes each:")
+
+
+def _world_model_gap(ctx, names: list[str], episodes: int, trained: bool, temperature) -> None:
+    from wmkit.gap import measure_world_model_gap, to_dict
+    from wmkit.online import trained_parts
+
+    recipe = ctx.recipe
+    if temperature is not None:
+        raise WmkitError(
+            f"--temperature: {recipe.world_model.name!r} draws its latents as trained; it "
+            "has no temperature"
+        )
+    world_model, actor = trained_parts(
+        recipe, ctx.registry, ctx.spec, ctx.run.checkpoints, ctx.device, trained
+    )
+    with ctx.progress:
+        rows = measure_world_model_gap(ctx, world_model, actor, names, episodes)
+    out = ctx.run.root / "evals" / f"gap_n{episodes}.json"
+    atomic_write_json(out, to_dict(rows, None, episodes))
+    _report(rows, out, f"dream vs real, {episodes} episodes each:")
+
+
+def _report(rows, out: Path, title: str) -> None:
+    from wmkit.gap import pairs_in_order
+
+    console.print(title)
     width = max(len(r.policy) for r in rows)
     for r in rows:
         typer.echo(

@@ -32,6 +32,7 @@ def open_run(
             f"{run.repair_path}: a repair was cut short; run 'wmkit verify --checkpoint {root} "
             "--repair' to finish it first"
         )
-    if trained and not _checkpoint_exists(run.checkpoints / "memory"):
-        raise WmkitError(f"{root}: V and M are not trained yet; run 'wmkit run' first")
+    models = ("memory", "world_model")  # V and M, or a world model trained as one piece
+    if trained and not any(_checkpoint_exists(run.checkpoints / m) for m in models):
+        raise WmkitError(f"{root}: the world model is not trained yet; run 'wmkit run' first")
     return run
