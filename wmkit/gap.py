@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from wmkit.policies import Policy, recipe_policy
 from wmkit.protocols import Controller, GradientController, Memory, WorldModel
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
-from wmkit.stages.evaluate import evaluate
+from wmkit.stages.evaluate import EvalResult, evaluate
 from wmkit.stages.fit_controller import sample_starts, start_latents
 
 
@@ -87,6 +88,20 @@ def dream_returns(
     )
 
 
+def gap_row(name: str, dream: Any, real: EvalResult) -> GapRow:
+    """One policy's row from its dreamed episodes (``returns``, ``steps``) and real ones."""
+    returns = dream.returns.cpu().numpy()
+    return GapRow(
+        name,
+        float(returns.mean()),
+        float(returns.std()),
+        float(dream.steps.float().mean()),
+        real.mean,
+        real.std,
+        statistics.fmean(real.steps),
+    )
+
+
 def measure_gap(
     ctx: StageContext,
     memory: Memory,
@@ -101,19 +116,7 @@ def measure_gap(
     starts = start_latents(ctx, ctx.device)
     for name in policies:
         dream = dream_returns(ctx, memory, controller, name, episodes, temperature, starts)
-        returns = dream.returns.cpu().numpy()
-        real = evaluate(ctx, name, episodes)
-        rows.append(
-            GapRow(
-                name,
-                float(returns.mean()),
-                float(returns.std()),
-                float(dream.steps.float().mean()),
-                real.mean,
-                real.std,
-                statistics.fmean(real.steps),
-            )
-        )
+        rows.append(gap_row(name, dream, evaluate(ctx, name, episodes)))
     return rows
 
 
