@@ -63,6 +63,12 @@ def default_policies(action_low: np.ndarray, action_high: np.ndarray) -> list[st
     return names
 
 
+def policy_controller(ctx: StageContext, name: str, episodes: int) -> PolicyController:
+    """The plain policy ``name`` for each of ``episodes`` dreams, each seeded by its index."""
+    seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
+    return PolicyController([recipe_policy(name, ctx.spec, s, ctx.recipe.collect) for s in seeds])
+
+
 @torch.no_grad()
 def dream_returns(
     ctx: StageContext,
@@ -79,10 +85,7 @@ def dream_returns(
     gen.manual_seed(derive_seed(ctx.recipe.seed, "gap"))
     z0 = sample_starts(starts, episodes, gen)
     if name != "controller":
-        seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
-        controller = PolicyController(
-            [recipe_policy(name, ctx.spec, s, ctx.recipe.collect) for s in seeds]
-        )
+        controller = policy_controller(ctx, name, episodes)
     return dream_rollout(
         memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen
     )
@@ -144,27 +147,13 @@ def measure_world_model_gap(
         if name == "controller":
             act = actor.act
         else:
-            seeds = [derive_seed(ctx.recipe.seed, f"gap {name}", i) for i in range(episodes)]
-            act = PolicyController(
-                [recipe_policy(name, ctx.spec, s, ctx.recipe.collect) for s in seeds]
-            ).act
+            act = policy_controller(ctx, name, episodes).act
         torch.manual_seed(derive_seed(ctx.recipe.seed, "gap dream"))
         dream = imagine_episodes(world_model, act, state, cfg.max_steps, cfg.done_threshold)
-        returns = dream.returns.cpu().numpy()
         real = (
             evaluate_actor(ctx, episodes) if name == "controller" else evaluate(ctx, name, episodes)
         )
-        rows.append(
-            GapRow(
-                name,
-                float(returns.mean()),
-                float(returns.std()),
-                float(dream.steps.float().mean()),
-                real.mean,
-                real.std,
-                statistics.fmean(real.steps),
-            )
-        )
+        rows.append(gap_row(name, dream, real))
     return rows
 
 

@@ -11,12 +11,12 @@ first observations, so gap's dreams start where the agent's real episodes did.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from wmkit.agent import obs_to_tensor
+from wmkit.dream import DreamResult
 from wmkit.dream_video import Imagination
 from wmkit.errors import WmkitError
 from wmkit.protocols import GradientController, State, WorldModel
@@ -25,14 +25,6 @@ from wmkit.store import RolloutStore
 
 # Actions for a batch of imagined states: features [B, F] -> actions [B, A].
 Actor = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class Dreamed:
-    """Per-episode returns and lengths of a batch of imagined episodes."""
-
-    returns: torch.Tensor
-    steps: torch.Tensor
 
 
 def first_observations(run: RunDir, limit: int = 4096) -> np.ndarray:
@@ -71,12 +63,12 @@ def imagine_episodes(
     state: State,
     max_steps: int,
     done_threshold: float,
-) -> Dreamed:
+) -> DreamResult:
     """Roll every state of the batch forward with ``actor``'s actions until the world model
     predicts the end (done >= ``done_threshold``) or ``max_steps``; the draws come from
     torch's global generator (the caller seeds it)."""
-    batch = world_model.features(state).shape[0]
-    device = world_model.features(state).device
+    features = world_model.features(state)
+    batch, device = features.shape[0], features.device
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     returns = torch.zeros(batch, device=device)
     steps = torch.zeros(batch, dtype=torch.long, device=device)
@@ -88,7 +80,7 @@ def imagine_episodes(
         alive &= prediction.done < done_threshold
         if not bool(alive.any()):
             break
-    return Dreamed(returns, steps)
+    return DreamResult(returns, steps)
 
 
 @torch.no_grad()
