@@ -313,8 +313,17 @@ def _delete(path: Path) -> Path:
     return path
 
 
+def _claim_every_episode(path: Path) -> Path:
+    """A stage's record claiming 10**15 episodes: named as damaged, never iterated over."""
+    stages = json.loads(path.read_text())
+    stages["encode"]["wrote"] = {"latents": [[0, 10**15]]}
+    rewrite(path, json.dumps(stages).encode())
+    return path
+
+
 DAMAGE = {
     "stages.json truncated": lambda run: _truncate(run / "stages.json", 40),
+    "a stage claims every episode": lambda run: _claim_every_episode(run / "stages.json"),
     "eval.json edited": lambda run: _truncate(run / "eval.json", 200),
     "memory deleted": lambda run: _delete(run / "checkpoints" / "memory.safetensors"),
     "sweep checkpoint damaged": lambda run: _truncate(

@@ -303,6 +303,15 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
     assert [(d.path, d.stage) for d in find_damage(RunDir(out))] == [(str(weights), "train_online")]
     weights.unlink()
     assert [d.reason for d in find_damage(RunDir(out))] == ["missing although train_online is done"]
+    # ... and which episodes: one the actor played is charged to train_online, not to a
+    # collect round of the paper's pipeline.
+    collected = json.loads((out / "stages.json").read_text())["collect"]["wrote"]["rollouts"]
+    played = record["wrote"]["rollouts"]
+    assert collected[0][0] == 0 and played[0][0] == collected[-1][1]
+    shard = out / "data" / "rollouts" / f"episode_{played[0][0]:06d}.npz"
+    shard.write_bytes(b"truncated")
+    damage = [(d.path, d.stage) for d in find_damage(RunDir(out)) if d.path.endswith(".npz")]
+    assert damage == [(str(shard), "train_online")]
 
     # A zoo entry holds V, M and C; an online run is refused in one line, nothing written.
     refused = CliRunner().invoke(app, ["export", str(out), str(tmp_path / "entry")])

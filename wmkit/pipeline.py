@@ -215,7 +215,9 @@ def _run_stages(ctx: StageContext, recipe: Recipe) -> dict[str, Any]:
             before = run.checkpoint_stamps()
             summary = stage(ctx)
             written = _written_since_last_stage(run, before)
-            run.mark_done(name, time.time() - started, {**_plain(summary), "checkpoints": written})
+            wrote = run.episodes_written(name)
+            record = {**_plain(summary), "checkpoints": written, "wrote": wrote}
+            run.mark_done(name, time.time() - started, record)
             log.info("stage %s done in %.1f s: %s", name, time.time() - started, _plain(summary))
             summaries[name] = summary
     return summaries

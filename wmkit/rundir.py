@@ -26,6 +26,8 @@ from wmkit.fileio import (
     read_regular,
 )
 from wmkit.recipe import Recipe, registry_for, resolve_recipe, without_run_settings
+from wmkit.spans import parse_spans, to_spans
+from wmkit.store import RolloutStore
 
 # Folders that commands other than ``wmkit run`` write into while a run may be going on.
 _NOT_CLEANED = ("evals", "videos")
@@ -164,6 +166,30 @@ class RunDir:
             stat = path.lstat()
             stamps[path.with_suffix("").name] = (stat.st_mtime_ns, stat.st_size)
         return stamps
+
+    def shard_stores(self) -> dict[str, Path]:
+        """The run's episode stores by name: what stages.json's ``wrote`` records refer to."""
+        return {"rollouts": self.rollouts, "latents": self.latents}
+
+    def episodes_written(self, stage: str) -> dict[str, list[list[int]]]:
+        """The episodes now in each store that no other completed stage claims: those
+        ``stage`` wrote, in this process or in one killed before the stage was done."""
+        done = self.stages()
+        out: dict[str, list[list[int]]] = {}
+        for name, folder in self.shard_stores().items():
+            if not (folder / "manifest.json").exists():
+                continue
+            claimed: set[int] = set()
+            for other, record in done.items():
+                wrote = record.get("wrote") if isinstance(record, dict) else None
+                if other != stage and isinstance(wrote, dict):
+                    try:
+                        claimed.update(e for span in parse_spans(wrote.get(name, [])) for e in span)
+                    except ValueError:  # a damaged record claims nothing; verify names it
+                        pass
+            mine = [info.episode for info in RolloutStore(folder).infos()]
+            out[name] = to_spans(e for e in mine if e not in claimed)
+        return out
 
     def mark_done(self, stage: str, seconds: float, summary: dict[str, Any]) -> None:
         stages = self.stages()

@@ -37,6 +37,7 @@ from wmkit.fileio import (
 )
 from wmkit.recipe import CollectConfig, IterateConfig
 from wmkit.rundir import RunDir
+from wmkit.spans import parse_spans
 from wmkit.stages.iterate import episode_round, round_episodes, round_stages
 from wmkit.store import RolloutStore
 
@@ -115,55 +116,110 @@ def _latest(done: dict[str, Any], stage: str) -> str:
     return f"{stage}_round{max(rounds)}" if rounds else stage
 
 
-def _episode_stage(layout: Any, stage: str, episode: int) -> str:
-    """The stage that wrote an episode: ``collect`` (or ``encode``) for the random rollouts,
-    a later round's for those its agent played. Redoing a round's episode replays it with
-    the agent now in the checkpoints, which after later rounds is not the one that first
-    played it: the episode is replaced, not restored."""
+# The stage that wrote a store's episodes in runs whose records predate ``wrote``.
+LEGACY_STORE_STAGES = {"rollouts": "collect", "latents": "encode"}
+
+
+def _legacy_owner(layout: Any, stage: str, episode: int) -> str:
+    """For a run whose stages.json predates ``wrote``: ``collect`` (or ``encode``) for the
+    random rollouts, a later round's for those its agent played."""
     r = 1 if layout is None else episode_round(layout, episode)
     return stage if r == 1 else f"{stage}_round{r}"
 
 
-def _stage_episodes(layout: Any, done: dict[str, Any], stage: str) -> list[tuple[str, range]]:
-    """(stage, the episodes it must have left) for each completed ``stage`` or round of it."""
-    out = []
-    if stage in done:
-        out.append((stage, range(layout.collect.episodes)))
+def _legacy_owed(layout: Any, done: dict[str, Any], stage: str) -> list[tuple[str, range]]:
+    """(stage, the episodes it must have left), from the recipe's layout, for such a run."""
+    if layout is None:
+        return []
+    out = [(stage, range(layout.collect.episodes))] if stage in done else []
     for r in range(2, layout.iterate.rounds + 1):
         if f"{stage}_round{r}" in done:
             out.append((f"{stage}_round{r}", round_episodes(layout, r)))
     return out
 
 
-def _stores(run: RunDir, layout: Any, done: dict[str, Any], deep: bool) -> list[Damage]:
+def _claims(run: RunDir, done: dict[str, Any]) -> tuple[dict[str, list], list[Damage]] | None:
+    """Per store, (stage, episodes) for what each completed stage recorded writing
+    (``wrote``), and a Damage for each record whose claim is unreadable; None for a run whose
+    records predate ``wrote`` (its recipe's layout then says who wrote what)."""
+    if not done or any(not isinstance(r, dict) or "wrote" not in r for r in done.values()):
+        return None
+    claims: dict[str, list[tuple[str, range]]] = {}
     found = []
-    for folder, stage in ((run.rollouts, "collect"), (run.latents, "encode")):
+    for stage, record in done.items():
+        try:
+            wrote = record["wrote"]
+            if not isinstance(wrote, dict):
+                raise ValueError("not a mapping of stores")
+            for store, spans in wrote.items():
+                claims.setdefault(store, []).extend((stage, r) for r in parse_spans(spans))
+        except ValueError as exc:
+            reason = f"{stage}'s record of the episodes it wrote is damaged ({exc})"
+            found.append(Damage(str(run.stages_path), reason, stage))
+    return claims, found
+
+
+def _stores(run: RunDir, layout: Any, done: dict[str, Any], deep: bool) -> list[Damage]:
+    """Missing and (``deep``) damaged episodes, each charged to the stage that writes it. An
+    episode made from a damaged one (its latents) is made again too: redoing a round's
+    episode replays it with the agent now in the checkpoints, so it is replaced, not
+    restored, and what was encoded from it no longer matches."""
+    recorded = _claims(run, done)
+    found = recorded[1] if recorded else []
+    bad: set[int] = set()  # rollouts episodes lost or damaged, whose latents are remade
+    for name, folder in run.shard_stores().items():
+        legacy = LEGACY_STORE_STAGES[name]
+        if recorded is None:
+            owed = _legacy_owed(layout, done, legacy)
+        else:
+            owed = recorded[0].get(name, [])
+
+        def owner(episode: int, owed=owed, legacy=legacy) -> str:
+            if recorded is None:
+                return _legacy_owner(layout, legacy, episode)
+            return next((stage for stage, r in owed if episode in r), "")
+
         manifest = folder / "manifest.json"
-        owed = _stage_episodes(layout, done, stage) if layout is not None else []
         if not manifest.exists() and not manifest.is_symlink():
-            if owed:
-                owner = owed[0][0]
-                reason = f"missing although {owner} is done"
-                found.append(Damage(str(manifest), reason, owner))
+            for stage in dict.fromkeys(stage for stage, _ in owed):
+                found.append(Damage(str(manifest), f"missing although {stage} is done", stage))
+            if name == "rollouts":
+                bad.update(e for _, r in owed for e in r)
             continue
         try:
             store = RolloutStore(folder)
         except WmkitError as exc:
             reason = str(exc).removeprefix(f"{manifest}: ").split("; run ")[0]
-            found.append(Damage(str(manifest), reason, stage, _delete(run, manifest)))
+            stages = list(dict.fromkeys(stage for stage, _ in owed)) or [legacy]
+            fix = _delete(run, manifest)
+            found += [Damage(str(manifest), reason, stage, fix) for stage in stages]
+            if name == "rollouts":
+                bad.update(e for _, r in owed for e in r)
             continue
-        for owner, episodes in owed:
+        for stage, episodes in owed:
             for episode in episodes:
                 if not store.has(episode):
                     path = folder / f"episode_{episode:06d}.npz"
-                    reason = f"missing from the manifest although {owner} is done"
-                    found.append(Damage(str(path), reason, owner))
-        for info in store.verify() if deep else []:
-            owner = _episode_stage(layout, stage, info.episode)
-            fix = [{"drop": _rel(run, folder), "episode": info.episode, "file": info.file}]
-            found.append(
-                Damage(str(folder / info.file), "missing or checksum mismatch", owner, fix)
+                    reason = f"missing from the manifest although {stage} is done"
+                    found.append(Damage(str(path), reason, stage))
+                    if name == "rollouts":
+                        bad.add(episode)
+        damaged = {info.episode: info for info in store.verify()} if deep else {}
+        if name == "latents":
+            for episode in sorted(bad - set(damaged)):
+                info = next((i for i in store.infos() if i.episode == episode), None)
+                if info is not None:
+                    damaged[episode] = info
+        for episode, info in sorted(damaged.items()):
+            fix = [{"drop": _rel(run, folder), "episode": episode, "file": info.file}]
+            reason = (
+                "made from a lost or damaged episode of data/rollouts"
+                if episode in bad and name == "latents"
+                else "missing or checksum mismatch"
             )
+            found.append(Damage(str(folder / info.file), reason, owner(episode), fix))
+            if name == "rollouts":
+                bad.add(episode)
     return found
 
 
@@ -333,12 +389,7 @@ def repair(run: RunDir, damage: list[Damage]) -> None:
             "\n".join(f"{d.path}: {d.reason}" for d in unfixable)
             + f"\n{run.root}: repair cannot go on without it; nothing was changed"
         )
-    unmark: list[str] = []
-    for item in damage:
-        names = [item.stage]
-        if item.stage.startswith("collect"):
-            names.append(item.stage.replace("collect", "encode", 1))
-        unmark += [n for n in names if n not in unmark]
+    unmark = list(dict.fromkeys(item.stage for item in damage))
     actions = [action for item in damage for action in item.fix]
     atomic_write_json(run.repair_path, {"version": 1, "unmark": unmark, "actions": actions})
     finish_repair(run)

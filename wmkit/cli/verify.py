@@ -10,6 +10,9 @@ from wmkit.cli.errors import handle_errors
 from wmkit.cli.runs import open_run
 from wmkit.errors import WmkitError
 
+# A lost manifest of a 10,000-episode run damages as many latents: list the first few.
+SHOWN = 50
+
 
 @handle_errors
 def verify(
@@ -52,8 +55,10 @@ def _report(root: Path, damage: list, repair: bool) -> bool:
     if not damage:
         typer.echo(f"ok: {root}: every file its stages made is there and matches its checksum")
         return False
-    for item in damage:
+    for item in damage[:SHOWN]:
         typer.echo(f"damaged: {item.path} ({item.reason}; {item.remedy})", err=True)
+    if len(damage) > SHOWN:
+        typer.echo(f"damaged: {len(damage) - SHOWN} more, not listed", err=True)
     if not repair:
         raise WmkitError(
             f"{root}: {len(damage)} damaged file(s); run 'wmkit verify --checkpoint {root} "
