@@ -206,10 +206,8 @@ def _stores(run: RunDir, layout: Any, done: dict[str, Any], deep: bool) -> list[
                         bad.add(episode)
         damaged = {info.episode: info for info in store.verify()} if deep else {}
         if name == "latents":
-            for episode in sorted(bad - set(damaged)):
-                info = next((i for i in store.infos() if i.episode == episode), None)
-                if info is not None:
-                    damaged[episode] = info
+            present = {info.episode: info for info in store.infos()}
+            damaged.update({e: present[e] for e in bad - set(damaged) if e in present})
         for episode, info in sorted(damaged.items()):
             fix = [{"drop": _rel(run, folder), "episode": episode, "file": info.file}]
             reason = (
