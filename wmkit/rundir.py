@@ -26,7 +26,7 @@ from wmkit.fileio import (
     read_regular,
 )
 from wmkit.recipe import Recipe, registry_for, resolve_recipe, without_run_settings
-from wmkit.spans import parse_spans, to_spans
+from wmkit.spans import parse_wrote, to_spans
 from wmkit.store import RolloutStore
 
 # Folders that commands other than ``wmkit run`` write into while a run may be going on.
@@ -181,12 +181,13 @@ class RunDir:
                 continue
             claimed: set[int] = set()
             for other, record in done.items():
-                wrote = record.get("wrote") if isinstance(record, dict) else None
-                if other != stage and isinstance(wrote, dict):
-                    try:
-                        claimed.update(e for span in parse_spans(wrote.get(name, [])) for e in span)
-                    except ValueError:  # a damaged record claims nothing; verify names it
-                        pass
+                if other == stage or not isinstance(record, dict) or "wrote" not in record:
+                    continue
+                try:
+                    spans = parse_wrote(record["wrote"]).get(name, [])
+                except ValueError:  # a damaged record claims nothing; verify names it
+                    continue
+                claimed.update(e for span in spans for e in span)
             mine = [info.episode for info in RolloutStore(folder).infos()]
             out[name] = to_spans(e for e in mine if e not in claimed)
         return out

@@ -44,3 +44,11 @@ def parse_spans(value: Any) -> list[range]:
             raise ValueError(f"claims more than {MAX_EPISODES:,} episodes")
         out.append(range(span[0], span[1]))
     return out
+
+
+def parse_wrote(wrote: Any) -> dict[str, list[range]]:
+    """A stage's ``wrote`` record (store name -> span list) as ranges per store; ValueError
+    naming what is wrong otherwise. The one reader of that record, for run and verify."""
+    if not isinstance(wrote, dict):
+        raise ValueError("not a mapping of stores")
+    return {str(store): parse_spans(spans) for store, spans in wrote.items()}

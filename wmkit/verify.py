@@ -37,7 +37,7 @@ from wmkit.fileio import (
 )
 from wmkit.recipe import CollectConfig, IterateConfig
 from wmkit.rundir import RunDir
-from wmkit.spans import parse_spans
+from wmkit.spans import parse_wrote
 from wmkit.stages.iterate import episode_round, round_episodes, round_stages
 from wmkit.store import RolloutStore
 
@@ -148,11 +148,8 @@ def _claims(run: RunDir, done: dict[str, Any]) -> tuple[dict[str, list], list[Da
     found = []
     for stage, record in done.items():
         try:
-            wrote = record["wrote"]
-            if not isinstance(wrote, dict):
-                raise ValueError("not a mapping of stores")
-            for store, spans in wrote.items():
-                claims.setdefault(store, []).extend((stage, r) for r in parse_spans(spans))
+            for store, spans in parse_wrote(record["wrote"]).items():
+                claims.setdefault(store, []).extend((stage, r) for r in spans)
         except ValueError as exc:
             reason = f"{stage}'s record of the episodes it wrote is damaged ({exc})"
             found.append(Damage(str(run.stages_path), reason, stage))
