@@ -5,9 +5,9 @@
 One row a run: where C trained (``train_in`` of its evaluation), its dream and real
 scores, the real-environment agent steps each kind of stage used (collection for M's data,
 C's own fitness episodes, the exploit guard's measurement, the evaluation), C's
-generations and the whole
-pipeline's wall clock (the sum of ``stages.json``'s seconds). Frames are agent steps times
-the recipe's ``env.action_repeat``. Reads only the run's own JSON files and recipe.
+generations and the whole pipeline's wall clock (the sum of ``stages.json``'s seconds).
+Frames are agent steps times the recipe's ``env.action_repeat``. Reads only the run's own
+JSON files and recipe.
 """
 
 from __future__ import annotations

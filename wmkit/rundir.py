@@ -174,22 +174,23 @@ class RunDir:
     def episodes_written(self, stage: str) -> dict[str, list[list[int]]]:
         """The episodes now in each store that no other completed stage claims: those
         ``stage`` wrote, in this process or in one killed before the stage was done."""
-        done = self.stages()
+        claimed: dict[str, set[int]] = {}  # store -> episodes the other stages recorded
+        for other, record in self.stages().items():
+            if other == stage or not isinstance(record, dict) or "wrote" not in record:
+                continue
+            try:
+                wrote = parse_wrote(record["wrote"])
+            except ValueError:  # a damaged record claims nothing; verify names it
+                continue
+            for name, spans in wrote.items():
+                claimed.setdefault(name, set()).update(e for span in spans for e in span)
         out: dict[str, list[list[int]]] = {}
         for name, folder in self.shard_stores().items():
             if not (folder / "manifest.json").exists():
                 continue
-            claimed: set[int] = set()
-            for other, record in done.items():
-                if other == stage or not isinstance(record, dict) or "wrote" not in record:
-                    continue
-                try:
-                    spans = parse_wrote(record["wrote"]).get(name, [])
-                except ValueError:  # a damaged record claims nothing; verify names it
-                    continue
-                claimed.update(e for span in spans for e in span)
+            theirs = claimed.get(name, set())
             mine = [info.episode for info in RolloutStore(folder).infos()]
-            out[name] = to_spans(e for e in mine if e not in claimed)
+            out[name] = to_spans(e for e in mine if e not in theirs)
         return out
 
     def mark_done(self, stage: str, seconds: float, summary: dict[str, Any]) -> None:
