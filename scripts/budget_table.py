@@ -3,11 +3,16 @@
     python scripts/budget_table.py RUN [RUN ...]
 
 One row a run: where C trained (``train_in`` of its evaluation), its dream and real
-scores, the real-environment agent steps each kind of stage used (collection for M's data,
-C's own fitness episodes, the exploit guard's measurement, the evaluation), C's
-generations and the whole pipeline's wall clock (the sum of ``stages.json``'s seconds).
-Frames are agent steps times the recipe's ``env.action_repeat``. Reads only the run's own
-JSON files and recipe.
+scores, the real-environment agent steps each kind of stage used (collection for the world
+model's data, C's own fitness episodes, the exploit guard's measurement, the evaluation),
+C's training (CMA-ES generations, or the actor-critic's updates) and the whole pipeline's
+wall clock (the sum of ``stages.json``'s seconds). Frames are agent steps times the
+recipe's ``env.action_repeat``. Reads only the run's own JSON files and recipe.
+
+The Dreamer line (``pipeline: online``) fits the same columns: its real play
+(``train_online``'s ``env_steps``) is world-model data, its actor trains in imagination
+(``dream``, by gradients) for ``updates``. The actor-critic in M's dream (``fit_actor``)
+records generations of updates, as CMA-ES does.
 """
 
 from __future__ import annotations
@@ -38,26 +43,30 @@ def row(run: Path) -> dict:
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     repeat = int((recipe.get("env") or {}).get("action_repeat", 1))
     collect = sum(r.get("frames", 0) for n, r in stages.items() if n.startswith("collect"))
+    online = sum(r.get("env_steps", 0) for n, r in stages.items() if n.startswith("train_online"))
+    updates = sum(r.get("updates", 0) for n, r in stages.items() if n.startswith("train_online"))
+    generations = max(
+        (r.get("generations", 0) for n, r in stages.items() if n.startswith("fit_controller")),
+        default=0,
+    )
+    train_in = ev.get("train_in") or ("dream" if online else "?")
     # A round's fit_controller record counts its guard steps and generations from round 1.
     guard = max((r.get("guard_env_steps", 0) for r in stages.values()), default=0)
     dream = ev.get("dream") or {}
     return {
         "run": run.name,
-        "train_in": ev.get("train_in", "?"),
+        "train_in": train_in,
         "dream": dream.get("mean"),
         "real": ev["mean"],
         "std": ev["std"],
         "episodes": ev["episodes"],
-        "collect": collect,
+        "collect": collect + online,
         "controller": _controller_env_steps(run),
         "guard": guard,
         "eval": sum(ev.get("steps", [])),
         "repeat": repeat,
         "minutes": sum(r["seconds"] for r in stages.values()) / 60,
-        "generations": max(
-            (r.get("generations", 0) for n, r in stages.items() if n.startswith("fit_controller")),
-            default=0,
-        ),
+        "training": f"{updates:,} updates" if updates else f"{generations} generations",
     }
 
 
@@ -66,8 +75,8 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+")
     args = parser.parse_args()
     print(
-        "| run | C trained in | dream score | real score (episodes) | real agent steps: M's data"
-        " / C / guard / eval | real frames, all | generations | wall clock, min |"
+        "| run | C trained in | dream score | real score (episodes) | real agent steps: world-model"
+        " data / C / guard / eval | real frames, all | C's training | wall clock, min |"
     )
     print("|---|---|---:|---:|---|---:|---:|---:|")
     for run in args.runs:
@@ -78,7 +87,7 @@ def main() -> None:
         print(
             f"| {r['run']} | {r['train_in']} | {dream} | {r['real']:.1f} ± {r['std']:.1f}"
             f" ({r['episodes']}) | {' / '.join(f'{s:,}' for s in steps)} | {frames:,}"
-            f" | {r['generations']} | {r['minutes']:.1f} |"
+            f" | {r['training']} | {r['minutes']:.1f} |"
         )
 
 
