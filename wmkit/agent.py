@@ -7,12 +7,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from wmkit.host_to_device import to_device
 from wmkit.protocols import Controller, GradientController, Memory, Vision, WorldModel
 
 
 def frames_to_tensor(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 [B, H, W, C] to float [B, C, H, W] in [0, 1]."""
-    x = torch.from_numpy(np.array(frames, dtype=np.uint8, copy=True)).to(device)
+    x = to_device(np.array(frames, dtype=np.uint8, copy=True), device)
     return x.permute(0, 3, 1, 2).float().div_(255.0)
 
 

@@ -4,16 +4,30 @@ A whole batch of imagined episodes is stepped at once on M's device: the only Py
 is over time. Each step, the controller acts on [z, h], M predicts the next latent, the
 reward and the probability that the episode ends, and the next z is sampled from M at
 temperature tau (higher tau: a more uncertain, harder dream).
+
+On a GPU a step is a few small matmuls, so issuing its ~40 kernels from Python costs more
+than running them. ``graph=True`` records ``GRAPH_CHUNK`` steps once as a CUDA graph and
+replays it: one launch per chunk, and one host sync per chunk (to stop once every episode has
+ended) instead of one per step. The graphed steps are the eager ones, recorded: the same
+kernels and the same random numbers (the generator is registered with the graph), so the
+returns and lengths match the eager loop's. On a CPU the eager loop runs, as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from wmkit.errors import WmkitError
 from wmkit.protocols import Controller, Memory
+
+# Steps recorded in one CUDA graph: a dream runs at most GRAPH_CHUNK - 1 steps past the end
+# of its last episode (masked out, so they change nothing but the time taken).
+GRAPH_CHUNK = 16
 
 
 @dataclass
@@ -42,6 +56,29 @@ def batched_act(controller: Controller, params: torch.Tensor | None, features: t
     return torch.cat(out)
 
 
+def dream_step(
+    memory: Memory,
+    controller: Controller,
+    params: torch.Tensor | None,
+    z: torch.Tensor,
+    state: Any,
+    alive: torch.Tensor,
+    returns: torch.Tensor,
+    steps: torch.Tensor,
+    done_threshold: float,
+):
+    """One step of every dream: act on [z, h], step M, and count the reward and the step of
+    each episode still running (``alive``, ``returns`` and ``steps`` are updated in place).
+    Returns M's prediction, from which the next z is sampled, and M's new state."""
+    features = torch.cat([z, memory.features(state)], dim=1)
+    action = batched_act(controller, params, features)
+    prediction, state = memory.step(z, action, state)
+    returns += torch.where(alive, prediction.reward.float(), torch.zeros_like(returns))
+    steps += alive.long()
+    alive &= prediction.done < done_threshold
+    return prediction, state
+
+
 @torch.no_grad()
 def dream_rollout(
     memory: Memory,
@@ -53,6 +90,7 @@ def dream_rollout(
     done_threshold: float = 0.5,
     generator: torch.Generator | None = None,
     state: Any = None,
+    graph: bool = False,
 ) -> DreamResult:
     """Dream B episodes from start latents ``z0`` [B, Z]; ``params`` [B, P] gives each its
     own controller parameters (one CMA-ES generation as one batch), or None for as-is.
@@ -60,7 +98,8 @@ def dream_rollout(
     warms it up on the real steps before a start in mid-episode).
 
     An episode ends when M's done probability passes ``done_threshold`` or at ``max_steps``;
-    rewards after the end are not counted.
+    rewards after the end are not counted. ``graph``: replay the steps as CUDA graphs when
+    the tensors are on CUDA (see the module's docstring); ignored elsewhere.
     """
     batch = z0.shape[0]
     device = z0.device
@@ -70,14 +109,139 @@ def dream_rollout(
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     returns = torch.zeros(batch, device=device)
     steps = torch.zeros(batch, dtype=torch.long, device=device)
+    if graph and can_graph(controller, params, device):
+        with torch.cuda.device(device):
+            graphed_dream(
+                memory,
+                controller,
+                params,
+                z,
+                state,
+                alive,
+                returns,
+                steps,
+                temperature,
+                max_steps,
+                done_threshold,
+                generator,
+            )
+        return DreamResult(returns, steps)
     for _ in range(max_steps):
-        features = torch.cat([z, memory.features(state)], dim=1)
-        action = batched_act(controller, params, features)
-        prediction, state = memory.step(z, action, state)
-        returns += torch.where(alive, prediction.reward.float(), torch.zeros_like(returns))
-        steps += alive.long()
-        alive &= prediction.done < done_threshold
+        prediction, state = dream_step(
+            memory, controller, params, z, state, alive, returns, steps, done_threshold
+        )
         if not bool(alive.any()):
             break
         z = memory.sample(prediction, temperature, generator)
     return DreamResult(returns, steps)
+
+
+def can_graph(controller: Controller, params: torch.Tensor | None, device: torch.device) -> bool:
+    """CUDA graphs need CUDA, and a step with no trip to the host: a controller without
+    ``act_batched`` sets each row's parameters from the CPU, which cannot be recorded."""
+    batched = params is None or getattr(controller, "act_batched", None) is not None
+    return device.type == "cuda" and batched
+
+
+def graphed_dream(
+    memory: Memory,
+    controller: Controller,
+    params: torch.Tensor | None,
+    z0: torch.Tensor,
+    state0: Any,
+    alive: torch.Tensor,
+    returns: torch.Tensor,
+    steps: torch.Tensor,
+    temperature: float,
+    max_steps: int,
+    done_threshold: float,
+    generator: torch.Generator | None,
+    record: Callable[[Callable[[], None], torch.Generator | None], Callable[[], None]]
+    | None = None,
+) -> None:
+    """The eager loop's steps in chunks of ``GRAPH_CHUNK``: the first chunk eagerly (a CUDA
+    graph needs a warm-up run, and it is real work), then one recorded chunk replayed while
+    any episode runs, then what is left of ``max_steps`` eagerly. Every chunk reads and
+    writes the same tensors (z, M's state, alive, returns, steps), as a graph requires;
+    ``alive``, ``returns`` and ``steps`` are filled in place. ``record`` turns a chunk into
+    its replay (``record_cuda_graph`` unless given: tests pass one that just runs it)."""
+    record = record or record_cuda_graph
+    z, state = z0.clone(), clone_tensors(state0)
+
+    def run(n: int) -> None:
+        nz, nstate = z, state
+        for _ in range(n):
+            prediction, nstate = dream_step(
+                memory, controller, params, nz, nstate, alive, returns, steps, done_threshold
+            )
+            nz = memory.sample(prediction, temperature, generator)
+        z.copy_(nz)
+        copy_tensors(state, nstate)
+
+    chunk = min(GRAPH_CHUNK, max_steps)
+    with side_stream(z.device):
+        run(chunk)
+    done = chunk
+    if max_steps - done >= chunk and bool(alive.any()):
+        replay = record(lambda: run(chunk), generator)
+        while max_steps - done >= chunk and bool(alive.any()):
+            replay()
+            done += chunk
+    if done < max_steps and bool(alive.any()):
+        run(max_steps - done)
+
+
+@contextmanager
+def side_stream(device: torch.device) -> Iterator[None]:
+    """Run the block on a side CUDA stream (where a graph's warm-up belongs); as is elsewhere."""
+    if device.type != "cuda":
+        yield
+        return
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        yield
+    torch.cuda.current_stream(device).wait_stream(side)
+
+
+def record_cuda_graph(
+    fn: Callable[[], None], generator: torch.Generator | None
+) -> Callable[[], None]:
+    """Record ``fn``'s kernels once as a CUDA graph; returns its replay. A ``generator``
+    is registered with the graph, so that each replay draws the random numbers the eager
+    calls would have drawn and advances the generator as they would."""
+    cuda_graph = torch.cuda.CUDAGraph()
+    if generator is not None:
+        cuda_graph.register_generator_state(generator)
+    try:
+        with torch.cuda.graph(cuda_graph):
+            fn()
+    except RuntimeError as exc:
+        raise WmkitError(
+            f"dream.graph: this memory or controller cannot be recorded as a CUDA graph "
+            f"({exc}); set dream.graph: false"
+        ) from exc
+    return cuda_graph.replay
+
+
+def clone_tensors(tree: Any) -> Any:
+    """A copy of M's state (a tensor, or tuples, lists and dicts of them) in new memory."""
+    if torch.is_tensor(tree):
+        return tree.clone()
+    if isinstance(tree, dict):
+        return {k: clone_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(clone_tensors(v) for v in tree)
+    return tree
+
+
+def copy_tensors(target: Any, source: Any) -> None:
+    """Copy M's new state into the tensors of ``target``, in place (a graph's fixed memory)."""
+    if torch.is_tensor(target):
+        target.copy_(source)
+    elif isinstance(target, dict):
+        for k in target:
+            copy_tensors(target[k], source[k])
+    elif isinstance(target, (tuple, list)):
+        for t, s in zip(target, source, strict=True):
+            copy_tensors(t, s)

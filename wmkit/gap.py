@@ -87,7 +87,15 @@ def dream_returns(
     if name != "controller":
         controller = policy_controller(ctx, name, episodes)
     return dream_rollout(
-        memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen
+        memory,
+        controller,
+        z0,
+        None,
+        temperature,
+        cfg.max_steps,
+        cfg.done_threshold,
+        gen,
+        graph=cfg.graph,
     )
 
 

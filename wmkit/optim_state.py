@@ -1,7 +1,11 @@
 """A torch optimizer's per-parameter state as flat named tensors (safetensors can hold
-those; it cannot hold the nested dict torch uses), and back."""
+those; it cannot hold the nested dict torch uses), and back; and the training loop the
+reference V and M share."""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 import torch
 
@@ -28,8 +32,9 @@ class AdamTraining:
     """What the reference V and M share: Adam created on first use, one epoch as a plain
     loop over ``self.loss(batch)``, and Adam's state exported for exact resume.
 
-    Mix into a ``torch.nn.Module`` whose ``options`` has ``learning_rate`` and whose
-    ``loss(batch)`` returns a dict of scalar tensors with the total under ``"loss"``.
+    Mix into a ``torch.nn.Module`` whose ``options`` has ``learning_rate`` (and may have
+    ``precision``) and whose ``loss(batch)`` returns a dict of scalar tensors with the total
+    under ``"loss"``.
     """
 
     _optimizer: torch.optim.Optimizer | None = None
@@ -45,6 +50,15 @@ class AdamTraining:
 
     def load_train_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         load_optimizer_tensors(self._adam(), state)
+
+    def autocast(self) -> Any:
+        """Where ``options.precision`` is "bf16": bfloat16 autocast, for the forward pass only
+        (each loss is then computed in float32 from its outputs); otherwise nothing at all,
+        so float32 training runs exactly as before."""
+        if getattr(self.options, "precision", "fp32") != "bf16":
+            return contextlib.nullcontext()
+        device = next(self.parameters()).device.type
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
     def clip_gradients(self, grad_clip: float) -> None:
         """Clip the gradient's global norm (a model made of parts may clip each part)."""

@@ -25,12 +25,15 @@ from wmkit.registry import Registry
 NOT_IDENTITY = ("device", "workers", "task_timeout", "task_retries", "executor", "sinks")
 # Fields that only add work after everything else: a finished run can take a sweep later.
 ADDS_ONLY = (("dream", "sweep"), ("dream", "sweep_generations"))
+# Fields inside a block that, like NOT_IDENTITY, change how fast a run goes, not what it computes.
+SPEED_ONLY = (("dream", "graph"),)
 
 
 def without_run_settings(data: dict[str, Any]) -> dict[str, Any]:
-    """A resolved recipe (as in a run's recipe.yaml) minus NOT_IDENTITY and ADDS_ONLY."""
+    """A resolved recipe (as in a run's recipe.yaml) minus NOT_IDENTITY, ADDS_ONLY and
+    SPEED_ONLY."""
     data = {k: v for k, v in data.items() if k not in NOT_IDENTITY}
-    for block, key in ADDS_ONLY:
+    for block, key in ADDS_ONLY + SPEED_ONLY:
         if isinstance(data.get(block), dict):
             data[block] = {k: v for k, v in data[block].items() if k != key}
     return data
@@ -193,6 +196,13 @@ class DreamConfig(Options):
         description=(
             "Optimizer generations per swept temperature; null uses optimizer.generations. "
             "A smaller budget compares temperatures at a fraction of the cost."
+        ),
+    )
+    graph: bool = Field(
+        False,
+        description=(
+            "On CUDA, replay the dream's steps as CUDA graphs (16 steps per launch, the same "
+            "kernels and random numbers as without); ignored on a CPU. Changes speed only."
         ),
     )
 

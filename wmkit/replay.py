@@ -12,6 +12,7 @@ from collections import deque
 import numpy as np
 import torch
 
+from wmkit.host_to_device import to_device
 from wmkit.protocols import ObservationBatch
 
 
@@ -69,10 +70,10 @@ class Replay:
             row["first"][0] = 1.0
             rows.append(row)
         batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-        obs = torch.from_numpy(batch["obs"]).to(device)
+        obs = to_device(batch["obs"], device)
         if obs.dtype == torch.uint8:  # frames [B, T, H, W, C] -> [B, T, C, H, W] in [0, 1]
             obs = obs.permute(0, 1, 4, 2, 3).float().div_(255.0)
-        tensors = {k: torch.from_numpy(v).to(device) for k, v in batch.items() if k != "obs"}
+        tensors = {k: to_device(v, device) for k, v in batch.items() if k != "obs"}
         return ObservationBatch(
             obs=obs.float(),
             prev_action=tensors["prev_action"],

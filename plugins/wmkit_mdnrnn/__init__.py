@@ -3,6 +3,9 @@ a mixture of K Gaussians over that dimension's next value, plus reward and done 
 that M can be stepped like an environment (a "dream").
 
     p(z'_i | z, a, h) = sum_k pi_ik N(z'_i; mu_ik, sigma_ik)     for i = 1..Z
+
+``precision: bf16`` trains the LSTM and the head in bfloat16 autocast; the mixture's
+log-likelihood and the other losses stay in float32.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ class MDNRNNOptions(MemoryOptions):
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
     batch_size: int = Field(100, ge=1, description="Sequences per training step.")
     epochs: int = Field(20, ge=1, description="Passes over the latent sequences.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description=(
+            "Training forward pass (LSTM and head) in float32, or in bfloat16 autocast "
+            "(faster on GPUs with bf16 tensor cores); the losses are computed in float32."
+        ),
+    )
 
 
 def mdn_log_prob(
@@ -76,10 +86,15 @@ class MDNRNN(AdamTraining, nn.Module):
         sigma = mix[..., 2 * k :].clamp(-8, 8).exp()
         return logpi, mu, sigma, out[..., -2], out[..., -1]
 
+    def _outputs(self, z: torch.Tensor, action: torch.Tensor, state=None):
+        """The LSTM and the head: the part that may run in bfloat16 (``precision``)."""
+        h, state = self.lstm(torch.cat([z, action], dim=-1), state)
+        return self.head(h), state
+
     def forward(self, z: torch.Tensor, action: torch.Tensor, state=None):
         """Whole sequences [B, T, .]: mixture params and reward/done logits per step."""
-        h, state = self.lstm(torch.cat([z, action], dim=-1), state)
-        return self._split(self.head(h)), state
+        out, state = self._outputs(z, action, state)
+        return self._split(out), state
 
     def initial_state(self, batch_size: int):
         p = next(self.parameters())
@@ -117,7 +132,9 @@ class MDNRNN(AdamTraining, nn.Module):
 
     def loss(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
         # Every step predicts its reward and done; all but the last also the next latent.
-        (logpi, mu, sigma, reward, done_logit), _ = self(batch.z, batch.action)
+        with self.autocast():
+            out, _ = self._outputs(batch.z, batch.action)
+        logpi, mu, sigma, reward, done_logit = self._split(out.float())  # .float(): no-op in fp32
         log_prob = mdn_log_prob(logpi[:, :-1], mu[:, :-1], sigma[:, :-1], batch.z[:, 1:])
         nll = -masked_mean(log_prob, batch.mask[:, 1:])
         reward_loss = masked_mean((reward - batch.reward) ** 2, batch.mask)

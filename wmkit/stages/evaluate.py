@@ -116,7 +116,15 @@ def dream_episodes(
     gen.manual_seed(derive_seed(ctx.recipe.seed, "dream-score"))
     z0 = sample_starts(start_latents(ctx, ctx.device), episodes, gen)
     return dream_rollout(
-        memory, controller, z0, None, temperature, cfg.max_steps, cfg.done_threshold, gen
+        memory,
+        controller,
+        z0,
+        None,
+        temperature,
+        cfg.max_steps,
+        cfg.done_threshold,
+        gen,
+        graph=cfg.graph,
     )
 
 

@@ -153,5 +153,6 @@ def score_in_dream(
         cfg.max_steps,
         cfg.done_threshold,
         generator,
+        graph=cfg.graph,
     )
     return result.returns.cpu().numpy().astype(float), int(result.steps.sum())

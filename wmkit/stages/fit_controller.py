@@ -146,6 +146,7 @@ def dream_scorer(
             cfg.done_threshold,
             gen_rng,
             state=state,
+            graph=cfg.graph,
         )
         fitness = result.returns.view(len(solutions), k).mean(dim=1).cpu().numpy()
         return fitness.astype(float), {"env_steps": 0, "dream_steps": int(result.steps.sum())}

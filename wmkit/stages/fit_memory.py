@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from wmkit.components import build_memory
+from wmkit.host_to_device import prefetched, to_device
 from wmkit.protocols import SequenceBatch
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
@@ -22,7 +23,7 @@ def collate(chunks: list[dict[str, np.ndarray]], device: torch.device) -> Sequen
     steps = max(int(np.flatnonzero(c["mask"])[-1]) + 1 for c in chunks)
 
     def stack(key: str) -> torch.Tensor:
-        return torch.from_numpy(np.stack([c[key][:steps] for c in chunks])).to(device)
+        return to_device(np.stack([c[key][:steps] for c in chunks]), device)
 
     return SequenceBatch(
         stack("z"),
@@ -90,8 +91,7 @@ def fit_memory(ctx: StageContext, epochs: int | None = None) -> dict:
             groups = similar_lengths(chunks, options.batch_size, rng)
         else:
             groups = in_order(chunks, options.batch_size)
-        for group in groups:
-            yield collate(group, ctx.device)
+        yield from prefetched((collate(group, ctx.device) for group in groups), ctx.device)
 
     # About how many chunks an epoch has (the padding is random), for the progress bar.
     chunks = sum(

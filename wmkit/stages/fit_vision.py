@@ -9,6 +9,7 @@ import torch
 
 from wmkit.agent import frames_to_tensor
 from wmkit.components import build_vision
+from wmkit.host_to_device import prefetched
 from wmkit.plots import image_grid
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
@@ -24,8 +25,8 @@ def fit_vision(ctx: StageContext) -> dict:
 
     def batches(epoch: int):
         rng = np.random.default_rng(derive_seed(ctx.recipe.seed, "vision-data", epoch))
-        for frames in frame_batches(store, options.batch_size, rng):
-            yield frames_to_tensor(frames, ctx.device)
+        frames = frame_batches(store, options.batch_size, rng)
+        yield from prefetched((frames_to_tensor(f, ctx.device) for f in frames), ctx.device)
 
     per_epoch = math.ceil(store.total_steps() / options.batch_size)
     rows = train_epochs(ctx, "vision", vision, batches, per_epoch)
