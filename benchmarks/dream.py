@@ -1,9 +1,11 @@
 """Dream throughput vs a per-rollout loop, the real environment and the matmul roofline.
 
 Prints one JSON line. Every ratio is measured within this one run, on whatever device it
-finds (CUDA if present), because absolute speeds on shared machines are noisy.
+finds (CUDA if present), because absolute speeds on shared machines are noisy. On CUDA the
+dream is timed twice, eager and graphed (``dream.graph``: steps replayed as CUDA graphs, the
+capture included in the time); on a CPU the graphed figures are null, with the reason.
 
-    .venv/bin/python benchmarks/dream.py [--batch 1024] [--steps 50]
+    .venv/bin/python benchmarks/dream.py [--batch 1024] [--steps 50] [--no-real]
 """
 
 from __future__ import annotations
@@ -49,15 +51,15 @@ def matmul_rate(device: torch.device, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t)
 
 
-def dream_rate(memory, controller, device, batch: int, steps: int) -> float:
+def dream_rate(memory, controller, device, batch: int, steps: int, graph: bool = False) -> float:
     params = torch.randn(batch, controller.num_params, device=device) * 0.1
     z0 = torch.randn(batch, Z, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
-    dream_rollout(memory, controller, z0, params, 1.0, 3, 1.01, gen)  # warm-up
+    dream_rollout(memory, controller, z0, params, 1.0, 40, 1.01, gen, graph=graph)  # warm-up
     sync(device)
     t = time.perf_counter()
     # done_threshold above 1: no episode ends, so exactly batch x steps steps are taken.
-    result = dream_rollout(memory, controller, z0, params, 1.0, steps, 1.01, gen)
+    result = dream_rollout(memory, controller, z0, params, 1.0, steps, 1.01, gen, graph=graph)
     sync(device)
     assert int(result.steps.sum()) == batch * steps
     return batch * steps / (time.perf_counter() - t)
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--loop-rollouts", type=int, default=8)
     parser.add_argument("--real-steps", type=int, default=300)
+    parser.add_argument("--no-real", action="store_true", help="skip the CarRacing timing")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
@@ -107,8 +110,11 @@ def main() -> None:
 
     matmul = matmul_rate(device)
     dream = dream_rate(memory, controller, device, args.batch, args.steps)
+    graphed = None
+    if device.type == "cuda":
+        graphed = dream_rate(memory, controller, device, args.batch, args.steps, graph=True)
     loop = loop_rate(memory, controller, device, args.loop_rollouts, args.steps)
-    real = real_rate(args.real_steps)
+    real = None if args.no_real else real_rate(args.real_steps)
     roofline = matmul / flops_per_step()
     print(
         json.dumps(
@@ -120,13 +126,19 @@ def main() -> None:
                 "batch": args.batch,
                 "dream_steps_per_s": round(dream),
                 "loop_steps_per_s": round(loop, 1),
-                "real_env_steps_per_s": round(real, 1),
+                "graphed_steps_per_s": None if graphed is None else round(graphed),
+                "graphed_skipped": None if graphed else "no CUDA: CUDA graphs need a GPU",
+                "real_env_steps_per_s": None if real is None else round(real, 1),
                 "matmul_gflops": round(matmul / 1e9, 1),
                 "flops_per_dream_step": flops_per_step(),
                 "roofline_steps_per_s": round(roofline),
                 "dream_vs_loop": round(dream / loop, 1),
-                "dream_vs_real_env": round(dream / real, 1),
-                "roofline_fraction": round(dream / roofline, 3),
+                "dream_vs_real_env": None if real is None else round(dream / real, 1),
+                "roofline_fraction": round(dream / roofline, 4),
+                "graphed_roofline_fraction": None
+                if graphed is None
+                else round(graphed / roofline, 4),
+                "graphed_vs_eager": None if graphed is None else round(graphed / dream, 2),
             }
         )
     )
