@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from wmkit.dream import dream_rollout
 from wmkit.policies import Policy, recipe_policy
 from wmkit.protocols import Controller, GradientController, Memory, WorldModel
 from wmkit.seeding import derive_seed
 from wmkit.stages.base import StageContext
-from wmkit.stages.evaluate import EvalResult, evaluate
-from wmkit.stages.fit_controller import sample_starts, start_latents
+from wmkit.stages.evaluate import EvalResult, dream_from_starts, evaluate
+from wmkit.stages.fit_controller import start_latents
 
 
 @dataclass
@@ -80,23 +79,9 @@ def dream_returns(
     starts: tuple[torch.Tensor, torch.Tensor],
 ):
     """One policy's dreamed episodes from real ``starts`` (the same ones for every policy)."""
-    cfg = ctx.recipe.dream
-    gen = torch.Generator(device=ctx.device)
-    gen.manual_seed(derive_seed(ctx.recipe.seed, "gap"))
-    z0 = sample_starts(starts, episodes, gen)
     if name != "controller":
         controller = policy_controller(ctx, name, episodes)
-    return dream_rollout(
-        memory,
-        controller,
-        z0,
-        None,
-        temperature,
-        cfg.max_steps,
-        cfg.done_threshold,
-        gen,
-        graph=cfg.graph,
-    )
+    return dream_from_starts(ctx, memory, controller, starts, episodes, temperature, "gap")
 
 
 def gap_row(name: str, dream: Any, real: EvalResult) -> GapRow:

@@ -110,11 +110,27 @@ def dream_episodes(
     episodes: int | None = None,
 ) -> DreamResult:
     """The controller's dreamed episodes in M, from real episode starts, at ``temperature``."""
+    episodes = episodes or ctx.recipe.dream.score_episodes
+    starts = start_latents(ctx, ctx.device)
+    return dream_from_starts(ctx, memory, controller, starts, episodes, temperature, "dream-score")
+
+
+def dream_from_starts(
+    ctx: StageContext,
+    memory: Memory,
+    controller: Controller,
+    starts: tuple[torch.Tensor, torch.Tensor],
+    episodes: int,
+    temperature: float,
+    stream: str,
+) -> DreamResult:
+    """``episodes`` dreams from real ``starts`` under the recipe's ``dream`` block; the
+    starts and the dream's noise come from one generator seeded by ``stream``, so each use
+    (scoring, the gap) draws its own reproducible numbers."""
     cfg = ctx.recipe.dream
-    episodes = episodes or cfg.score_episodes
     gen = torch.Generator(device=ctx.device)
-    gen.manual_seed(derive_seed(ctx.recipe.seed, "dream-score"))
-    z0 = sample_starts(start_latents(ctx, ctx.device), episodes, gen)
+    gen.manual_seed(derive_seed(ctx.recipe.seed, stream))
+    z0 = sample_starts(starts, episodes, gen)
     return dream_rollout(
         memory,
         controller,
