@@ -57,3 +57,22 @@ def test_take_cover_gives_frames_and_one_point_per_step_until_death(tmp_path, mo
         done = terminated or truncated
     assert terminated and set(rewards) == {1.0} and 20 < len(rewards) < 2100
     env.close()
+
+
+def test_discrete_actions_press_the_same_buttons_as_the_paper_thresholds(tmp_path, monkeypatch):
+    """``env.kwargs: {discrete: true}`` is VizDoom's Discrete(3), which wmkit shows as one
+    score per action: choosing LEFT or RIGHT plays the same game as the paper's -1 and +1."""
+    pytest.importorskip("vizdoom")
+    monkeypatch.chdir(tmp_path)
+    paper = make_env(EnvConfig(id=ENV_ID), get_registry())
+    discrete = make_env(EnvConfig(id=ENV_ID, kwargs={"discrete": True}), get_registry())
+    assert discrete.action_space.shape == (3,)
+    a, _ = paper.reset(seed=5)
+    b, _ = discrete.reset(seed=5)
+    moves = [(-1.0, LEFT)] * 12 + [(1.0, RIGHT)] * 12 + [(0.0, NO_OP)] * 4
+    for value, button in moves:
+        a, *_ = paper.step(np.array([value], np.float32))
+        b, *_ = discrete.step(np.eye(3, dtype=np.float32)[button])
+        np.testing.assert_array_equal(a, b)
+    paper.close()
+    discrete.close()

@@ -347,3 +347,28 @@ def test_dream_video_of_a_world_model_next_to_reality(monkeypatch):
     assert result.imagined[0].shape == (64, 64, 3) and result.imagined[0].dtype == np.uint8
     frames = compose(result)
     assert frames.shape[0] == 4 and frames.shape[2] == 3 * 64 * 3 + 2 * 4
+
+
+def test_rssm_end_weight_scales_the_continuation_loss_on_episode_ends_only():
+    from wmkit.protocols import ObservationBatch
+
+    wm_cls = REG.get("world_model", "rssm")
+    small = dict(deter=8, stoch=2, classes=3, units=8, layers=1)
+    torch.manual_seed(0)
+    plain = wm_cls(wm_cls.Options(**small), (4,), 2)
+    weighted = wm_cls(wm_cls.Options(**small, end_weight=10.0), (4,), 2)
+    weighted.load_state_dict(plain.state_dict())
+    B, T = 3, 5
+    base = dict(
+        obs=torch.randn(B, T, 4),
+        prev_action=torch.rand(B, T, 2),
+        reward=torch.randn(B, T),
+        first=torch.zeros(B, T),
+        mask=torch.ones(B, T),
+    )
+    for cont, factor in ((torch.zeros(B, T), 10.0), (torch.ones(B, T), 1.0)):
+        losses = []
+        for model in (plain, weighted):
+            torch.manual_seed(1)  # the same latent samples for both
+            losses.append(model.loss(ObservationBatch(cont=cont, **base))[0]["cont"])
+        torch.testing.assert_close(losses[1], factor * losses[0])

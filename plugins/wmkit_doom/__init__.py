@@ -2,8 +2,12 @@
 
 The agent sees the screen (resized to 64x64 by wmkit like any frame) and outputs one number
 in [-1, 1]: below -1/3 it moves left, above 1/3 it moves right, otherwise it stands still,
-as in the paper's Doom controller. Every frame alive is worth +1 and an episode is capped at
-2,100 steps (a perfect score, the paper's cap). No display is needed.
+as in the paper's Doom controller. Every frame alive is worth +1 and an episode is capped
+at 2,100 steps (a perfect score, the paper's cap). No display is needed.
+
+With ``discrete=True`` (``env.kwargs``) the action space is VizDoom's own Discrete(3) instead,
+for policies that choose an action rather than threshold a number, such as a categorical
+actor: a Gaussian on one number finds the narrow "stand still" band in the middle hard to hit.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import gymnasium
 import numpy as np
-from gymnasium.spaces import Box
+from gymnasium.spaces import Box, Discrete
 
 import wmkit
 
@@ -32,16 +36,18 @@ def discrete_action(value: float) -> int:
 
 
 class TakeCoverEnv(gymnasium.Env):
-    """VizDoom's ``VizdoomTakeCover-v1`` with screen observations and one continuous action."""
+    """VizDoom's ``VizdoomTakeCover-v1`` with screen observations and one continuous action
+    (the paper's interface), or VizDoom's three discrete ones."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, frame_skip: int = 1):
+    def __init__(self, frame_skip: int = 1, discrete: bool = False):
         from vizdoom import gymnasium_wrapper  # noqa: F401  (registers the Vizdoom ids)
 
         self.env = gymnasium.make("VizdoomTakeCover-v1", frame_skip=frame_skip)
         self.observation_space = self.env.observation_space["screen"]
-        self.action_space = Box(-1.0, 1.0, (1,), np.float32)
+        self.discrete = discrete
+        self.action_space = Discrete(3) if discrete else Box(-1.0, 1.0, (1,), np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -49,9 +55,11 @@ class TakeCoverEnv(gymnasium.Env):
         return obs["screen"], info
 
     def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(
-            discrete_action(float(np.asarray(action).reshape(-1)[0]))
-        )
+        if self.discrete:
+            button = int(np.asarray(action).reshape(-1)[0])
+        else:
+            button = discrete_action(float(np.asarray(action).reshape(-1)[0]))
+        obs, reward, terminated, truncated, info = self.env.step(button)
         return obs["screen"], float(reward), terminated, truncated, info
 
     def close(self) -> None:

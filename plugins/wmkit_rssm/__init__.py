@@ -58,6 +58,15 @@ class RSSMOptions(WorldModelOptions):
     kl_representation: float = Field(0.1, ge=0, description="Weight of KL[posterior || sg(prior)].")
     reward_bins: int = Field(255, ge=2, description="Bins of the two-hot symlog reward head.")
     grad_clip: float = Field(1000.0, gt=0, description="Largest global gradient norm.")
+    end_weight: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Weight of the continuation loss on steps that end an episode. Deaths are rare "
+            "(one step in hundreds on Doom), so an unweighted head can learn never to predict "
+            "one; the paper's M weights them 10x (mdn_rnn's done_pos_weight). 1 is DreamerV3's."
+        ),
+    )
 
 
 def mlp(inputs: int, units: int, layers: int, outputs: int, zero_last: bool = False) -> nn.Module:
@@ -233,6 +242,8 @@ class RSSM(nn.Module):
         cont_loss = F.binary_cross_entropy_with_logits(
             self.cont_head(features).squeeze(-1), batch.cont, reduction="none"
         )
+        if o.end_weight != 1.0:
+            cont_loss = cont_loss * torch.where(batch.cont < 0.5, o.end_weight, 1.0)
         dyn = categorical_kl(post.detach(), prior).clamp(min=o.free_bits)
         rep = categorical_kl(post, prior.detach()).clamp(min=o.free_bits)
         losses = {
