@@ -22,4 +22,6 @@ def test_a_committed_zoo_entry_verifies_and_is_listed_in_the_readme(entry):
 
 
 def test_the_headline_agents_are_in_the_zoo():
-    assert {"carracing_quick", "carracing_imagine"} <= {p.name for p in ENTRIES}
+    assert {"carracing_quick", "carracing_imagine", "doom_takecover_quick"} <= {
+        p.name for p in ENTRIES
+    }
