@@ -55,10 +55,8 @@ class TakeCoverEnv(gymnasium.Env):
         return obs["screen"], info
 
     def step(self, action):
-        if self.discrete:
-            button = int(np.asarray(action).reshape(-1)[0])
-        else:
-            button = discrete_action(float(np.asarray(action).reshape(-1)[0]))
+        value = np.asarray(action).reshape(-1)[0]
+        button = int(value) if self.discrete else discrete_action(float(value))
         obs, reward, terminated, truncated, info = self.env.step(button)
         return obs["screen"], float(reward), terminated, truncated, info
 
