@@ -23,15 +23,17 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from wmkit.errors import WmkitError
+from wmkit.fileio import read_regular
 from wmkit.pipeline import make_context
 from wmkit.plugins import get_registry
-from wmkit.recipe import resolve_recipe
+from wmkit.recipe import apply_overrides, resolve_recipe
 from wmkit.rundir import RunDir
 from wmkit.stages.fit_controller import fit_controller
 
@@ -53,30 +55,22 @@ ACTOR: dict[str, Any] = {
 }
 
 
-def copy_tree(src: Path, dst: Path) -> None:
-    """Regular files only, hard-linked where the file system allows; links are refused."""
-    for path in sorted(src.rglob("*")):
-        target = dst / path.relative_to(src)
+def copy_tree(src: Path, dst: Path, keep: Callable[[Path], bool] = lambda path: True) -> None:
+    """The regular files under ``src`` that ``keep`` accepts, hard-linked where the file
+    system allows; a link anywhere is refused before anything is written."""
+    paths = sorted(src.rglob("*"))
+    for path in paths:
         if path.is_symlink():
             raise WmkitError(f"{path}: a link in the source run; refusing to follow it")
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        if path.is_dir() or not keep(path):
             continue
+        target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(path, target)
         except OSError:
             shutil.copy2(path, target)
-
-
-def override(data: dict[str, Any], assignment: str) -> None:
-    """``section.field=value``, the value read as YAML (as ``wmkit run --set``)."""
-    key, _, value = assignment.partition("=")
-    *parents, leaf = key.split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = yaml.safe_load(value)
 
 
 def main() -> None:
@@ -86,22 +80,25 @@ def main() -> None:
     parser.add_argument("--actor-critic", action="store_true", help="C by gradients (ACTOR).")
     parser.add_argument("--set", action="append", default=[], help="Override: optimizer.x=1")
     args = parser.parse_args()
-    data = yaml.safe_load((args.source / "recipe.yaml").read_text())
+    data = yaml.safe_load(read_regular(args.source / "recipe.yaml"))
     if args.actor_critic:
         data = {**data, **ACTOR, "name": f"{data['name']}_actor_critic"}
     else:  # the source's own search, in the dream even where the source searched the game
         data["optimizer"] = {**data["optimizer"], "train_in": "dream"}
     data.pop("iterate", None)
-    for assignment in args.set:
-        override(data, assignment)
+    apply_overrides(data, args.set, "--set")
     registry = get_registry(tuple(data.get("plugins", ())))
     recipe = resolve_recipe(data, registry)
-    if not args.out.exists():
-        copy_tree(args.source / "data", args.out / "data")
-        (args.out / "checkpoints").mkdir(parents=True)
-        for path in (args.source / "checkpoints").iterdir():
-            if path.name.split(".")[0] in ("vision", "memory") and path.is_file():
-                shutil.copy2(path, args.out / "checkpoints" / path.name)
+    if not args.out.exists():  # built aside and renamed, so a cut-short copy is never used
+        partial = args.out.with_name(args.out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        copy_tree(args.source / "data", partial / "data")
+        copy_tree(
+            args.source / "checkpoints",
+            partial / "checkpoints",
+            keep=lambda path: path.name.split(".")[0] in ("vision", "memory"),
+        )
+        partial.rename(args.out)
     run = RunDir(args.out)
     run.init(recipe)  # a rerun with another recipe is refused here
     ctx = make_context(recipe, registry, run)
