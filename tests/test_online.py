@@ -372,3 +372,43 @@ def test_rssm_end_weight_scales_the_continuation_loss_on_episode_ends_only():
             torch.manual_seed(1)  # the same latent samples for both
             losses.append(model.loss(ObservationBatch(cont=cont, **base))[0]["cont"])
         torch.testing.assert_close(losses[1], factor * losses[0])
+
+
+def test_rssm_temperature_flattens_only_the_dreamed_prior():
+    from wmkit.protocols import ObservationBatch
+
+    wm_cls = REG.get("world_model", "rssm")
+    small = dict(deter=8, stoch=4, classes=5, units=8, layers=1)
+    torch.manual_seed(0)
+    cold = wm_cls(wm_cls.Options(**small), (4,), 2)
+    hot = wm_cls(wm_cls.Options(**small, temperature=3.0), (4,), 2)
+    hot.load_state_dict(cold.state_dict())
+    with torch.no_grad():  # a peaked prior, so that the temperature has something to flatten
+        cold.prior_net[-1].weight.mul_(20)
+        hot.prior_net[-1].weight.mul_(20)
+    # 512 dreams of one step from the same state and action: how spread are their latents?
+    state = {"deter": torch.randn(1, 8).expand(512, 8), "stoch": torch.zeros(512, 20)}
+    action = torch.rand(1, 2).expand(512, 2)
+
+    def sampled_entropy(model) -> float:
+        torch.manual_seed(2)
+        with torch.no_grad():
+            freq = model.imagine(state, action)["stoch"].reshape(512, 4, 5).mean(0)
+        return float(-(freq * freq.clamp(min=1e-9).log()).sum())
+
+    assert sampled_entropy(hot) > sampled_entropy(cold) + 0.5
+    # Observing and training never see the temperature.
+    B, T = 3, 5
+    batch = ObservationBatch(
+        obs=torch.randn(B, T, 4),
+        prev_action=torch.rand(B, T, 2),
+        reward=torch.randn(B, T),
+        cont=torch.ones(B, T),
+        first=torch.zeros(B, T),
+        mask=torch.ones(B, T),
+    )
+    losses = []
+    for model in (cold, hot):
+        torch.manual_seed(1)
+        losses.append(model.loss(batch)[0]["loss"])
+    torch.testing.assert_close(losses[0], losses[1])

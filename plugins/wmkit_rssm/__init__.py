@@ -58,6 +58,15 @@ class RSSMOptions(WorldModelOptions):
     kl_representation: float = Field(0.1, ge=0, description="Weight of KL[posterior || sg(prior)].")
     reward_bins: int = Field(255, ge=2, description="Bins of the two-hot symlog reward head.")
     grad_clip: float = Field(1000.0, gt=0, description="Largest global gradient norm.")
+    temperature: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Temperature of the prior in the dream: its logits are divided by this when "
+            "imagining (never when observing or training). Above 1 the dream is more uncertain "
+            "and harder for the actor to exploit, as the paper's tau of 1.15 on Doom."
+        ),
+    )
     end_weight: float = Field(
         1.0,
         gt=0,
@@ -190,7 +199,8 @@ class RSSM(nn.Module):
 
     def imagine(self, state: State, action: torch.Tensor) -> State:
         deter = self._recur(state, action)
-        return {"deter": deter, "stoch": self._sample(self._probs(self.prior_net(deter)))}
+        logits = self.prior_net(deter) / self.options.temperature
+        return {"deter": deter, "stoch": self._sample(self._probs(logits))}
 
     def predict(self, state: State) -> Prediction:
         features = self.features(state)
