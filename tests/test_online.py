@@ -412,3 +412,18 @@ def test_rssm_temperature_flattens_only_the_dreamed_prior():
         torch.manual_seed(1)
         losses.append(model.loss(batch)[0]["loss"])
     torch.testing.assert_close(losses[0], losses[1])
+
+
+def test_rssm_continuation_from_deter_foresees_rather_than_reads_the_end():
+    wm_cls = REG.get("world_model", "rssm")
+    small = dict(deter=8, stoch=2, classes=3, units=8, layers=1)
+    torch.manual_seed(0)
+    model = wm_cls(wm_cls.Options(**small, continuation_input="deter"), (4,), 2)
+    deter = torch.randn(5, 8)
+    one = {"deter": deter, "stoch": torch.zeros(5, 6)}
+    other = {"deter": deter, "stoch": torch.ones(5, 6)}
+    torch.testing.assert_close(model.predict(one).done, model.predict(other).done)
+    # The default (DreamerV3's) head reads the latent too.
+    torch.manual_seed(0)
+    reads = wm_cls(wm_cls.Options(**small), (4,), 2)
+    assert not torch.allclose(reads.predict(one).done, reads.predict(other).done)

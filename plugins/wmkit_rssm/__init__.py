@@ -7,6 +7,7 @@ categoricals of ``classes`` classes each (32 x 32 in the paper), one-hot.
     z_t ~ q(z | h_t, embed(o_t))                  posterior, when there is an observation
     z_t ~ p(z | h_t)                              prior, the dream
     o_t, r_t, c_t  <-  [h_t, z_t]                 decoder, two-hot reward, continuation
+                                                  (c_t from h_t alone: continuation_input)
 
 Latents are sampled with straight-through gradients from probabilities mixed with 1% of the
 uniform (unimix). Training loss, on real sequences:
@@ -21,6 +22,7 @@ reconstructed in symlog space by MLPs; 64x64 frames by a CNN.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +67,16 @@ class RSSMOptions(WorldModelOptions):
             "Temperature of the prior in the dream: its logits are divided by this when "
             "imagining (never when observing or training). Above 1 the dream is more uncertain "
             "and harder for the actor to exploit, as the paper's tau of 1.15 on Doom."
+        ),
+    )
+    continuation_input: Literal["state", "deter"] = Field(
+        "state",
+        description=(
+            "What the continuation head reads. state (DreamerV3's): h and z, so it can read an "
+            "episode's end off the posterior latent of the frame that shows it; the dream then "
+            "ends only if the prior happens to draw that latent. deter: h alone, before the "
+            "frame is seen, as the paper's M predicts done from its memory: the head must "
+            "foresee the end, and the dream gets the chance of it at every step."
         ),
     )
     end_weight: float = Field(
@@ -156,7 +168,8 @@ class RSSM(nn.Module):
         self.prior_net = mlp(o.deter, o.units, 1, self.latent_dim)
         self.post_net = mlp(o.deter + embed_dim, o.units, 1, self.latent_dim)
         self.reward_head = mlp(self.feature_dim, o.units, o.layers, o.reward_bins, zero_last=True)
-        self.cont_head = mlp(self.feature_dim, o.units, o.layers, 1)
+        cont_inputs = o.deter if o.continuation_input == "deter" else self.feature_dim
+        self.cont_head = mlp(cont_inputs, o.units, o.layers, 1)
         self._optimizer: torch.optim.Optimizer | None = None
 
     # -- the state ------------------------------------------------------------------------
@@ -205,8 +218,12 @@ class RSSM(nn.Module):
     def predict(self, state: State) -> Prediction:
         features = self.features(state)
         reward = TwoHot(self.reward_head(features)).mean()
-        done = 1 - torch.sigmoid(self.cont_head(features).squeeze(-1))
+        done = 1 - torch.sigmoid(self._cont_logit(state["deter"], features))
         return Prediction(reward=reward, done=done)
+
+    def _cont_logit(self, deter: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        head_input = deter if self.options.continuation_input == "deter" else features
+        return self.cont_head(head_input).squeeze(-1)
 
     def decode(self, state: State) -> torch.Tensor:
         """What the model believes the observation looks like: frames [B, 3, 64, 64] in
@@ -250,7 +267,7 @@ class RSSM(nn.Module):
             obs_loss = ((recon - batch.obs) ** 2).sum((-3, -2, -1))
         reward_loss = -TwoHot(self.reward_head(features)).log_prob(batch.reward)
         cont_loss = F.binary_cross_entropy_with_logits(
-            self.cont_head(features).squeeze(-1), batch.cont, reduction="none"
+            self._cont_logit(deter, features), batch.cont, reduction="none"
         )
         if o.end_weight != 1.0:
             cont_loss = cont_loss * torch.where(batch.cont < 0.5, o.end_weight, 1.0)
