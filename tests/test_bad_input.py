@@ -58,6 +58,7 @@ CORPUS = [
     ({"env": {"id": "NoSuchEnv-v0"}}, "env.id: unknown environment"),
     ({"optimizer": {"train_in": "sky"}}, "optimizer.train_in: Input should be 'real' or 'dream'"),
     ({"collect": {"policy": "expert"}}, "collect.policy"),
+    ({"dream": {"ends": "never"}}, "dream.ends: Input should be 'threshold' or 'sample'"),
     # plugin import errors
     ({"plugins": ["no_such_module_xyz"]}, "plugins.0: cannot import plugin module"),
     ({"plugins": ["tests.fixtures.broken_plugin"]}, "broken on purpose"),
@@ -109,6 +110,19 @@ def test_what_only_a_constructor_rejects_fails_validate_and_run_in_one_line(
         assert result.exit_code == 2, (command, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(expected), result.output
+    assert not out.exists()
+
+
+def test_the_papers_pipeline_refuses_sampled_dream_ends_in_one_line(fast_recipe, tmp_path):
+    data = yaml.safe_load(fast_recipe.read_text())
+    data["dream"] = {**data.get("dream", {}), "ends": "sample"}
+    fast_recipe.write_text(yaml.safe_dump(data))
+    out = tmp_path / "r"
+    for command in (["validate", str(fast_recipe)], ["run", str(fast_recipe), "--out", str(out)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: dream.ends: 'sample'"), lines
     assert not out.exists()
 
 

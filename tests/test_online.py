@@ -427,3 +427,13 @@ def test_rssm_continuation_from_deter_foresees_rather_than_reads_the_end():
     torch.manual_seed(0)
     reads = wm_cls(wm_cls.Options(**small), (4,), 2)
     assert not torch.allclose(reads.predict(one).done, reads.predict(other).done)
+
+
+def test_a_sampled_dream_end_comes_with_the_predicted_chance():
+    from wmkit.imagination import dream_ended
+
+    done = torch.tensor([0.0, 0.1, 0.6, 1.0]).repeat(20_000, 1)
+    torch.manual_seed(0)
+    rate = dream_ended(done, 0.5, sample_ends=True).float().mean(0)
+    torch.testing.assert_close(rate, torch.tensor([0.0, 0.1, 0.6, 1.0]), atol=0.01, rtol=0)
+    assert dream_ended(done, 0.5)[0].tolist() == [False, False, True, True]

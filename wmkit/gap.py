@@ -142,7 +142,9 @@ def measure_world_model_gap(
         else:
             act = policy_controller(ctx, name, episodes).act
         torch.manual_seed(derive_seed(ctx.recipe.seed, "gap dream"))
-        dream = imagine_episodes(world_model, act, state, cfg.max_steps, cfg.done_threshold)
+        dream = imagine_episodes(
+            world_model, act, state, cfg.max_steps, cfg.done_threshold, cfg.ends == "sample"
+        )
         real = (
             evaluate_actor(ctx, episodes) if name == "controller" else evaluate(ctx, name, episodes)
         )

@@ -56,6 +56,16 @@ def start_states(
     )
 
 
+def dream_ended(
+    done: torch.Tensor, done_threshold: float, sample_ends: bool = False
+) -> torch.Tensor:
+    """Which dreams end at this step: done past the threshold, or drawn with probability
+    done (``sample_ends``, from torch's global generator)."""
+    if sample_ends:
+        return torch.rand_like(done) < done
+    return done >= done_threshold
+
+
 @torch.no_grad()
 def imagine_episodes(
     world_model: WorldModel,
@@ -63,10 +73,12 @@ def imagine_episodes(
     state: State,
     max_steps: int,
     done_threshold: float,
+    sample_ends: bool = False,
 ) -> DreamResult:
     """Roll every state of the batch forward with ``actor``'s actions until the world model
-    predicts the end (done >= ``done_threshold``) or ``max_steps``; the draws come from
-    torch's global generator (the caller seeds it)."""
+    predicts the end (done >= ``done_threshold``; with ``sample_ends``, with probability
+    done at each step) or ``max_steps``; the draws come from torch's global generator (the
+    caller seeds it)."""
     features = world_model.features(state)
     batch, device = features.shape[0], features.device
     alive = torch.ones(batch, dtype=torch.bool, device=device)
@@ -77,7 +89,7 @@ def imagine_episodes(
         prediction = world_model.predict(state)
         returns += torch.where(alive, prediction.reward.float(), torch.zeros_like(returns))
         steps += alive.long()
-        alive &= prediction.done < done_threshold
+        alive &= ~dream_ended(prediction.done, done_threshold, sample_ends)
         if not bool(alive.any()):
             break
     return DreamResult(returns, steps)
@@ -95,6 +107,7 @@ def imagine_video(
     random,
     done_threshold: float,
     device: str,
+    sample_ends: bool = False,
 ) -> Imagination:
     """``wmkit dream`` for a world model: from the real first frame of the episode with
     ``seed``, what it imagines (``decode``); with ``side_by_side`` also the real episode and
@@ -136,7 +149,7 @@ def imagine_video(
             if terminated or truncated:
                 out.ended_by = "real episode ended"
                 break
-        if float(prediction.done[0]) >= done_threshold:
+        if bool(dream_ended(prediction.done[:1], done_threshold, sample_ends)):
             out.ended_by = "dream predicted done"
             break
     return out

@@ -267,6 +267,11 @@ def ha_preflight(ctx: StageContext) -> None:
     )
     from wmkit.resources import building, check_trainable
 
+    if ctx.recipe.dream.ends == "sample":
+        raise WmkitError(
+            "dream.ends: 'sample' is for a world model's dream (pipeline online); the paper's "
+            "pipeline ends a dream when M's done probability passes dream.done_threshold"
+        )
     with building("vision"):
         vision = build_vision(ctx.recipe, ctx.registry, ctx.spec)
     check_trainable("vision", vision)

@@ -159,6 +159,15 @@ class DreamConfig(Options):
     done_threshold: float = Field(
         0.5, gt=0, le=1, description="A dream episode ends when M's done probability passes this."
     )
+    ends: Literal["threshold", "sample"] = Field(
+        "threshold",
+        description=(
+            "How a world model's dream episode ends (pipeline online: gap and dream): "
+            "'threshold', when its done probability passes done_threshold; 'sample', with that "
+            "probability at each step, for a continuation head that gives the chance of the "
+            "end rather than reads it off a frame (rssm's continuation_input: deter)."
+        ),
+    )
     score_episodes: int = Field(
         100, ge=1, description="Dream episodes that give the final controller its dream score."
     )

@@ -105,6 +105,7 @@ def dream(
                 random,
                 recipe.dream.done_threshold,
                 dev,
+                sample_ends=recipe.dream.ends == "sample",
             )
         env.close()
         _write(run, result, side_by_side, policy, seed, tau, out)
