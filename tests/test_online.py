@@ -349,23 +349,35 @@ def test_dream_video_of_a_world_model_next_to_reality(monkeypatch):
     assert frames.shape[0] == 4 and frames.shape[2] == 3 * 64 * 3 + 2 * 4
 
 
-def test_rssm_end_weight_scales_the_continuation_loss_on_episode_ends_only():
-    from wmkit.protocols import ObservationBatch
-
+def _rssm_twins(small: dict, **changed):
+    """Two RSSMs on 4-number observations and 2 actions with the same weights, the second
+    with ``changed`` options."""
     wm_cls = REG.get("world_model", "rssm")
-    small = dict(deter=8, stoch=2, classes=3, units=8, layers=1)
     torch.manual_seed(0)
     plain = wm_cls(wm_cls.Options(**small), (4,), 2)
-    weighted = wm_cls(wm_cls.Options(**small, end_weight=10.0), (4,), 2)
-    weighted.load_state_dict(plain.state_dict())
-    B, T = 3, 5
-    base = dict(
+    variant = wm_cls(wm_cls.Options(**small, **changed), (4,), 2)
+    variant.load_state_dict(plain.state_dict())
+    return plain, variant
+
+
+def _sequences(B: int, T: int) -> dict[str, torch.Tensor]:
+    """Random real sequences for those RSSMs: every field of a batch but ``cont``."""
+    return dict(
         obs=torch.randn(B, T, 4),
         prev_action=torch.rand(B, T, 2),
         reward=torch.randn(B, T),
         first=torch.zeros(B, T),
         mask=torch.ones(B, T),
     )
+
+
+def test_rssm_end_weight_scales_the_continuation_loss_on_episode_ends_only():
+    from wmkit.protocols import ObservationBatch
+
+    small = dict(deter=8, stoch=2, classes=3, units=8, layers=1)
+    plain, weighted = _rssm_twins(small, end_weight=10.0)
+    B, T = 3, 5
+    base = _sequences(B, T)
     for cont, factor in ((torch.zeros(B, T), 10.0), (torch.ones(B, T), 1.0)):
         losses = []
         for model in (plain, weighted):
@@ -377,12 +389,8 @@ def test_rssm_end_weight_scales_the_continuation_loss_on_episode_ends_only():
 def test_rssm_temperature_flattens_only_the_dreamed_prior():
     from wmkit.protocols import ObservationBatch
 
-    wm_cls = REG.get("world_model", "rssm")
     small = dict(deter=8, stoch=4, classes=5, units=8, layers=1)
-    torch.manual_seed(0)
-    cold = wm_cls(wm_cls.Options(**small), (4,), 2)
-    hot = wm_cls(wm_cls.Options(**small, temperature=3.0), (4,), 2)
-    hot.load_state_dict(cold.state_dict())
+    cold, hot = _rssm_twins(small, temperature=3.0)
     with torch.no_grad():  # a peaked prior, so that the temperature has something to flatten
         cold.prior_net[-1].weight.mul_(20)
         hot.prior_net[-1].weight.mul_(20)
@@ -398,15 +406,7 @@ def test_rssm_temperature_flattens_only_the_dreamed_prior():
 
     assert sampled_entropy(hot) > sampled_entropy(cold) + 0.5
     # Observing and training never see the temperature.
-    B, T = 3, 5
-    batch = ObservationBatch(
-        obs=torch.randn(B, T, 4),
-        prev_action=torch.rand(B, T, 2),
-        reward=torch.randn(B, T),
-        cont=torch.ones(B, T),
-        first=torch.zeros(B, T),
-        mask=torch.ones(B, T),
-    )
+    batch = ObservationBatch(cont=torch.ones(3, 5), **_sequences(3, 5))
     losses = []
     for model in (cold, hot):
         torch.manual_seed(1)
