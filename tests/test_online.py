@@ -282,6 +282,18 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--checkpoint", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["returns"] == stored["returns"]
+    # --in-progress scores the resume checkpoint, saved after the last episode: the same
+    # weights as the final ones, so the same returns; scores.json stays the run's own.
+    scores_before = (out / "scores.json").read_bytes()
+    partial = CliRunner().invoke(app, ["eval", "--checkpoint", str(out), "--in-progress", "--json"])
+    assert partial.exit_code == 0, partial.output
+    record = json.loads(partial.output.strip().splitlines()[-1])
+    updates = json.loads((out / "stages.json").read_text())["train_online"]["updates"]
+    assert record["returns"] == stored["returns"]
+    assert record["in_progress"]["updates"] == updates > 0
+    saved = out / "evals" / f"controller_seed{stored['seeds'][0]}_n2_update{updates}.json"
+    assert json.loads(saved.read_text())["in_progress"] == record["in_progress"]
+    assert (out / "scores.json").read_bytes() == scores_before
     # wmkit gap: the same policies in the world model's dream and in the game.
     gap = CliRunner().invoke(app, ["gap", "--checkpoint", str(out), "--episodes", "2"])
     assert gap.exit_code == 0, gap.output
@@ -312,6 +324,20 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
     shard.write_bytes(b"truncated")
     damage = [(d.path, d.stage) for d in find_damage(RunDir(out)) if d.path.endswith(".npz")]
     assert damage == [(str(shard), "train_online")]
+
+    # No resume checkpoint, or one that does not fit the recipe: one line each, exit 2.
+    resume = out / "checkpoints" / "online_resume.safetensors"
+    small = {**data, "world_model": {**data["world_model"], "deter": 8}}
+    small_run = tmp_path / "small"
+    small_run.mkdir()
+    (small_run / "recipe.yaml").write_text(yaml.safe_dump(small))
+    (small_run / "checkpoints").mkdir()
+    for expected in ("no in-progress checkpoint yet", "does not fit this run's recipe"):
+        refused = CliRunner().invoke(app, ["eval", "--checkpoint", str(small_run), "--in-progress"])
+        assert refused.exit_code == 2, refused.output
+        lines = refused.output.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], refused.output
+        (small_run / "checkpoints" / resume.name).write_bytes(resume.read_bytes())
 
     # A zoo entry holds V, M and C; an online run is refused in one line, nothing written.
     refused = CliRunner().invoke(app, ["export", str(out), str(tmp_path / "entry")])
@@ -437,3 +463,22 @@ def test_a_sampled_dream_end_comes_with_the_predicted_chance():
     rate = dream_ended(done, 0.5, sample_ends=True).float().mean(0)
     torch.testing.assert_close(rate, torch.tensor([0.0, 0.1, 0.6, 1.0]), atol=0.01, rtol=0)
     assert dream_ended(done, 0.5)[0].tolist() == [False, False, True, True]
+
+
+def test_eval_in_progress_names_a_pipeline_without_an_in_progress_checkpoint(fast_recipe, tmp_path):
+    from typer.testing import CliRunner
+
+    from wmkit.cli import app
+
+    run = tmp_path / "ha_run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(fast_recipe.read_text())
+    refused = CliRunner().invoke(
+        app, ["eval", "--checkpoint", str(run), "--in-progress", "--trust-plugins"]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.strip() == (
+        "error: --in-progress: pipeline 'ha' keeps no in-progress checkpoint of its controller "
+        "to score"
+    )
+    assert sorted(p.name for p in run.iterdir()) == ["recipe.yaml"]

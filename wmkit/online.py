@@ -50,6 +50,9 @@ from wmkit.stages.collect import collect
 from wmkit.stages.evaluate import EvalResult
 from wmkit.store import RolloutStore
 
+# train_online's checkpoint of everything after each episode (``_save_resume``).
+RESUME = "online_resume"
+
 
 class OnlineOptions(PipelineOptions):
     env_steps: int = Field(
@@ -119,6 +122,36 @@ def trained_parts(
     return world_model, actor
 
 
+def in_progress_parts(
+    recipe: Recipe,
+    registry: Registry,
+    spec: EnvSpec,
+    checkpoints: Path,
+    device: torch.device | str = "cpu",
+) -> tuple[WorldModel, GradientController, dict[str, int]]:
+    """The world model and actor of a run that may still be training, as ``train_online``
+    saved them after its latest episode, and how far it had got (``episodes`` played by the
+    actor, ``updates``): a long run can be scored along the way without stopping it."""
+    stem = checkpoints / RESUME
+    if not checkpoint.exists(stem):
+        raise WmkitError(
+            f"{stem}.safetensors: no in-progress checkpoint yet; it is written after the "
+            "actor's first episode of train_online"
+        )
+    tensors, meta = checkpoint.load_tensors(stem)  # checksummed, so the counters are too
+    world_model, actor, _ = build_agent_parts(recipe, registry, spec)
+    try:
+        world_model.load_state_dict(_prefixed(tensors, "world_model."))
+        actor.set_params(tensors["controller.params"])
+        progress = {"episodes": int(meta["episodes"]), "updates": int(meta["updates"])}
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WmkitError(f"{stem}.safetensors: does not fit this run's recipe ({first})") from None
+    world_model.to(device).eval()
+    actor.to(device)
+    return world_model, actor, progress
+
+
 def _prefixed(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
@@ -131,7 +164,7 @@ def train_online(ctx: StageContext) -> dict[str, Any]:
     world_model, controller, optimizer = build_agent_parts(recipe, ctx.registry, ctx.spec)
     for part in (world_model, controller, optimizer):
         part.to(ctx.device)
-    resume = ctx.run.checkpoints / "online_resume"
+    resume = ctx.run.checkpoints / RESUME
     played, updates = 0, 0
     if checkpoint.exists(resume):
         tensors, meta = checkpoint.load_tensors(resume)
@@ -234,13 +267,19 @@ def _save_resume(stem, world_model, controller, optimizer, played: int, updates:
 
 
 def evaluate_actor(
-    ctx: StageContext, episodes: int | None = None, seed: int | None = None
+    ctx: StageContext,
+    episodes: int | None = None,
+    seed: int | None = None,
+    parts: tuple[WorldModel, GradientController] | None = None,
 ) -> EvalResult:
     """The trained actor's most likely actions over ``episodes`` real episodes (default
     ``eval.episodes``) on the seeds ``seed + i`` (default ``eval.seed``; training episodes
-    use seeds derived from the recipe's seed). The evaluate stage and ``wmkit eval`` use it."""
+    use seeds derived from the recipe's seed). The evaluate stage and ``wmkit eval`` use it;
+    ``parts`` plays another world model and actor (``in_progress_parts``) instead."""
     recipe, cfg = ctx.recipe, ctx.recipe.eval
-    world_model, controller = trained_parts(recipe, ctx.registry, ctx.spec, ctx.run.checkpoints)
+    if parts is None:
+        parts = trained_parts(recipe, ctx.registry, ctx.spec, ctx.run.checkpoints)
+    world_model, controller = parts
     env = make_env(recipe.env, ctx.registry)
     policy = WorldModelPolicy(world_model, controller, ctx.spec.action_dim, explore=False)
     first = cfg.seed if seed is None else seed
@@ -311,6 +350,15 @@ class OnlinePipeline:
     ) -> EvalResult:
         """What ``wmkit eval`` plays for the trained controller."""
         return evaluate_actor(ctx, episodes, seed)
+
+    def evaluate_in_progress(
+        self, ctx: StageContext, episodes: int | None = None, seed: int | None = None
+    ) -> tuple[EvalResult, dict[str, int]]:
+        """What ``wmkit eval --in-progress`` plays: the actor as train_online last saved it."""
+        *parts, progress = in_progress_parts(
+            ctx.recipe, ctx.registry, ctx.spec, ctx.run.checkpoints
+        )
+        return evaluate_actor(ctx, episodes, seed, parts=tuple(parts)), progress
 
     def preflight(self, ctx: StageContext) -> None:
         from wmkit.resources import building

@@ -40,6 +40,14 @@ def eval_(
     video: bool = typer.Option(
         False, "--video", help="Save videos of the best and worst episodes."
     ),
+    in_progress: bool = typer.Option(
+        False,
+        "--in-progress",
+        help=(
+            "Score the actor as a run still training last saved it (pipeline online), to "
+            "evals/ only: scores.json is left to the run."
+        ),
+    ),
     trust_plugins: bool = typer.Option(False, "--trust-plugins", help=TRUST_PLUGINS_HELP),
 ) -> None:
     """Evaluate a run in the real environment: mean, std, min, max and every return."""
@@ -54,29 +62,64 @@ def eval_(
     root = run.root
     overrides = [] if workers is None else [f"workers={workers}"]
     recipe = load_recipe(run.recipe_path, overrides, trust_plugins=trust_plugins)
-    if policy is PolicyChoice.controller and not checkpoint_exists(run.checkpoints / "controller"):
-        raise WmkitError(f"{root}: no trained controller yet; finish 'wmkit run' first")
+    if in_progress and policy is not PolicyChoice.controller:
+        raise WmkitError("--in-progress: scores the controller; leave out --policy")
+    if (
+        policy is PolicyChoice.controller
+        and not in_progress
+        and not checkpoint_exists(run.checkpoints / "controller")
+    ):
+        raise WmkitError(
+            f"{root}: no trained controller yet; finish 'wmkit run' first, or score the "
+            "run so far with --in-progress (pipeline online)"
+        )
     ctx = make_context(recipe, get_registry(tuple(recipe.plugins)), run)
+    pipeline = pipeline_of(recipe, ctx.registry)
     # A pipeline may play its own trained agent (the online one's: a world model and an actor).
-    own = getattr(pipeline_of(recipe, ctx.registry), "evaluate", None)
+    own = getattr(pipeline, "evaluate", None)
+    partial = getattr(pipeline, "evaluate_in_progress", None)
+    if in_progress and partial is None:
+        raise WmkitError(
+            f"--in-progress: pipeline {recipe.pipeline.name!r} keeps no in-progress "
+            "checkpoint of its controller to score"
+        )
+    progress: dict[str, int] | None = None
     with ctx.progress:
-        if policy is PolicyChoice.controller and own is not None:
+        if in_progress:
+            result, progress = partial(ctx, episodes, seed)
+        elif policy is PolicyChoice.controller and own is not None:
             result = own(ctx, episodes, seed)
         else:
             result = evaluate(
                 ctx, policy.value, episodes, seed, video_dir=run.videos if video else None
             )
-    out = run.root / "evals" / f"{policy.value}_seed{result.seeds[0]}_n{result.episodes}.json"
+    stem = f"{policy.value}_seed{result.seeds[0]}_n{result.episodes}"
+    record = result.to_dict()
+    if progress is not None:
+        stem += f"_update{progress['updates']}"
+        record["in_progress"] = progress
+    out = run.root / "evals" / f"{stem}.json"
     # The result first: a full disk or a read-only run must not lose what took minutes.
     if as_json:
-        typer.echo(json.dumps(result.to_dict()))
+        typer.echo(json.dumps(record))
     else:
+        after = (
+            ""
+            if progress is None
+            else (
+                f" after {progress['episodes']} episodes of its own, {progress['updates']} updates"
+            )
+        )
         console.print(
-            f"[bold]{policy.value}[/] over {result.episodes} episodes: mean {result.mean:.1f} "
-            f"± {result.std:.1f} (min {result.min:.1f}, max {result.max:.1f})"
+            f"[bold]{policy.value}[/]{after} over {result.episodes} episodes: mean "
+            f"{result.mean:.1f} ± {result.std:.1f} (min {result.min:.1f}, max {result.max:.1f})"
         )
         typer.echo(f"eval mean {result.mean:.2f} std {result.std:.2f} episodes {result.episodes}")
-    atomic_write_json(out, result.to_dict())
+    atomic_write_json(out, record)
+    if progress is not None:  # the run may be writing scores.json itself: leave it alone
+        if not as_json:
+            console.print(f"saved {out}")
+        return
     scores.record_evaluation(
         run,
         out.stem,
