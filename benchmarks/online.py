@@ -1,0 +1,124 @@
+"""What one step of an online (Dreamer-line) recipe costs, and what its whole run will take.
+
+Builds the recipe's world model, actor and actor-critic, fills a replay with a few episodes
+of the recipe's random collection policy, then times on the CPU, at 1 thread and at
+``--threads`` threads in this same run:
+
+* a training step: the world model on a batch of real sequences (``fit_batch``), then the
+  actor-critic in its dream from every state of that batch (``update``), each timed apart;
+* an agent step in the real environment: the world model filters the frame, the actor acts,
+  the environment steps.
+
+From those it projects the recipe's ``train_online`` (``updates x step + env_steps x agent
+step``), which is most of a run; collection and the final evaluation add a few minutes.
+Prints one JSON line per thread count and a last one with the ratios.
+
+    .venv/bin/python benchmarks/online.py [--recipe recipes/doom_takecover_dreamer.yaml]
+        [--updates 8] [--episodes 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmkit.agent import WorldModelPolicy
+from wmkit.envs import make_env
+from wmkit.online import build_agent_parts
+from wmkit.pipeline import make_context
+from wmkit.plugins import get_registry
+from wmkit.policies import recipe_policy
+from wmkit.recipe import load_recipe
+from wmkit.replay import Replay
+from wmkit.rollout import run_episode
+from wmkit.rundir import RunDir
+
+
+def timed(threads: int, recipe, registry, spec, replay: Replay, updates: int, env) -> dict:
+    """Seconds per training step (world model, actor-critic) and per agent step."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    world_model, actor, optimizer = build_agent_parts(recipe, registry, spec)
+    options = recipe.world_model.options
+    rng = np.random.default_rng(0)
+    wm_seconds = ac_seconds = 0.0
+    for i in range(updates + 1):  # the first step warms up and is not counted
+        batch = replay.sample(rng, options.batch_size, options.seq_len, "cpu")
+        t0 = time.perf_counter()
+        world_model.train()
+        _, starts = world_model.fit_batch(batch)
+        world_model.eval()
+        t1 = time.perf_counter()
+        optimizer.update(world_model, starts)
+        t2 = time.perf_counter()
+        if i:
+            wm_seconds += t1 - t0
+            ac_seconds += t2 - t1
+    policy = WorldModelPolicy(world_model, actor, spec.action_dim, explore=True)
+    t0, steps = time.perf_counter(), 0
+    for seed in range(2):
+        steps += run_episode(env, policy, 10_000 + seed, None, record=False).steps
+    return {
+        "threads": threads,
+        "world_model_s": wm_seconds / updates,
+        "actor_critic_s": ac_seconds / updates,
+        "update_s": (wm_seconds + ac_seconds) / updates,
+        "agent_step_ms": 1000 * (time.perf_counter() - t0) / steps,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="recipes/doom_takecover_dreamer.yaml")
+    parser.add_argument("--updates", type=int, default=8, help="Timed training steps.")
+    parser.add_argument("--episodes", type=int, default=3, help="Random episodes to replay.")
+    parser.add_argument("--threads", type=int, default=2, help="Compared with 1 thread.")
+    args = parser.parse_args()
+
+    registry = get_registry()
+    recipe = load_recipe(Path(args.recipe), None, registry)
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = make_context(recipe, registry, RunDir(Path(tmp)))
+        env = make_env(recipe.env, registry)
+        replay = Replay(recipe.pipeline.options.replay_capacity)
+        for seed in range(args.episodes):
+            random = recipe_policy(recipe.collect.policy, ctx.spec, seed, recipe.collect)
+            replay.add(run_episode(env, random, seed, None, record_last=True).arrays())
+        options = recipe.pipeline.options
+        per_update = recipe.world_model.options.batch_size * recipe.world_model.options.seq_len
+        updates = int(options.env_steps * options.train_ratio / per_update)
+        rows = []
+        for threads in (1, args.threads):
+            row = timed(threads, recipe, registry, ctx.spec, replay, args.updates, env)
+            row["train_online_min"] = (
+                updates * row["update_s"] + options.env_steps * row["agent_step_ms"] / 1000
+            ) / 60
+            rows.append(row)
+            print(json.dumps({"recipe": recipe.name, **{k: round(v, 4) for k, v in row.items()}}))
+        env.close()
+    one, many = rows
+    print(
+        json.dumps(
+            {
+                "recipe": recipe.name,
+                "updates": updates,
+                "env_steps": options.env_steps,
+                "update_speedup": round(one["update_s"] / many["update_s"], 3),
+                "agent_step_speedup": round(one["agent_step_ms"] / many["agent_step_ms"], 3),
+                "actor_critic_share": round(many["actor_critic_s"] / many["update_s"], 3),
+                "cpu": platform.processor() or platform.machine(),
+                "torch": torch.__version__,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
