@@ -141,8 +141,7 @@ def in_progress_parts(
     tensors, meta = checkpoint.load_tensors(stem)  # checksummed, so the counters are too
     world_model, actor, _ = build_agent_parts(recipe, registry, spec)
     try:
-        world_model.load_state_dict(_prefixed(tensors, "world_model."))
-        actor.set_params(tensors["controller.params"])
+        _load_agent(tensors, world_model, actor)
         progress = {"episodes": int(meta["episodes"]), "updates": int(meta["updates"])}
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -150,6 +149,14 @@ def in_progress_parts(
     world_model.to(device).eval()
     actor.to(device)
     return world_model, actor, progress
+
+
+def _load_agent(
+    tensors: dict[str, Any], world_model: WorldModel, controller: GradientController
+) -> None:
+    """The world model's and actor's weights from the tensors ``_save_resume`` wrote."""
+    world_model.load_state_dict(_prefixed(tensors, "world_model."))
+    controller.set_params(tensors["controller.params"])
 
 
 def _prefixed(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -168,9 +175,8 @@ def train_online(ctx: StageContext) -> dict[str, Any]:
     played, updates = 0, 0
     if checkpoint.exists(resume):
         tensors, meta = checkpoint.load_tensors(resume)
-        world_model.load_state_dict(_prefixed(tensors, "world_model."))
+        _load_agent(tensors, world_model, controller)
         world_model.load_train_state_dict(_prefixed(tensors, "world_model_optim."))
-        controller.set_params(tensors["controller.params"])
         optimizer.load_state_dict(_prefixed(tensors, "optimizer."))
         played, updates = int(meta["episodes"]), int(meta["updates"])
 
