@@ -8,19 +8,23 @@
 #    graphed (dream.jsonl: steps/s and roofline fraction of each);
 # 4. runs the training benchmark: V frames/s fp32 vs bf16 (+ channels_last), M sequences/s
 #    fp32 vs bf16 (train.jsonl);
+# 4b. times the Doom Dreamer recipe's training step with the actor-critic's imagination eager
+#    and replayed as a CUDA graph (online.jsonl: graph_speedup);
 # 5. runs a tiny Doom pipeline on CUDA end to end twice, fp32 and with every switch on
 #    (bf16 V and M, channels_last, dream.graph), and prints both final V and M losses;
 # 6. runs the Doom quick recipe on CUDA with the switches on, as far as QUICK_LIMIT seconds
 #    allow, and keeps its per-stage seconds and scores.
 #
 # Everything it keeps lands in $OUT (default /tmp/wmkit-gpu): gpu.log, dream.jsonl,
-# train.jsonl, tiny_*.json and the quick run's stages.json and metrics. Prepare the wheels
-# here first (Python 3.12, x86_64):
-#   pip download --no-deps --only-binary=:all: --python-version 3.12 ... -d .whl gymnasium ...
-#   pip wheel --no-deps --no-build-isolation -w .whl .
+# train.jsonl, online.jsonl, tiny_*.json and the quick run's stages.json and metrics.
+# Prepare here first (the device has no network, and a call sends at most 64 MiB):
+#   bash benchmarks/gpu_wheels.sh     # .whl/: what the device's image lacks, for Python 3.12
+#   bash benchmarks/gpu_slim.sh on    # the zoo's 59 MB of weights stay here (gpu.sh needs none)
+#   run: carry [".whl"], command "bash benchmarks/gpu.sh", timeout_s 560
+#   bash benchmarks/gpu_slim.sh off   # before any commit (a hook refuses them until then)
 set -uo pipefail
 OUT=${OUT:-/tmp/wmkit-gpu}
-QUICK_LIMIT=${QUICK_LIMIT:-210}
+QUICK_LIMIT=${QUICK_LIMIT:-150}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy
@@ -40,17 +44,20 @@ SWITCHES=(--set dream.graph=true --set vision.precision=bf16 --set vision.channe
 echo "== CUDA tests: graphed dream = eager, training switches"
 if python3 -c "import pytest" 2>/dev/null; then
   python3 -m pytest -q -rs -p no:cacheprovider tests/test_dream_graph.py \
-    tests/test_train_precision.py 2>&1 | tail -15
+    tests/test_imagination_graph.py tests/test_train_precision.py 2>&1 | tail -15
 else
   echo "pytest is not installed here: carry its wheels (pytest, pluggy, iniconfig) in .whl"
 fi
 
 echo "== dream benchmark (eager and graphed)"
-python3 benchmarks/dream.py --batch 1024 --steps 200 | tee "$OUT/dream.jsonl"
+python3 benchmarks/dream.py --batch 1024 --steps 200 --no-real | tee "$OUT/dream.jsonl"
 python3 benchmarks/dream.py --batch 16384 --steps 200 --no-real | tee -a "$OUT/dream.jsonl"
 
 echo "== training benchmark (fp32 vs bf16)"
 python3 benchmarks/train.py | tee "$OUT/train.jsonl"
+
+echo "== Dreamer training step on CUDA, imagination eager vs graphed"
+python3 benchmarks/online.py --device cuda --updates 8 --episodes 3 | tee "$OUT/online.jsonl"
 
 final_losses() {  # the last epoch's row of V's and M's training metrics
   for role in vision memory; do

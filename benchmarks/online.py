@@ -11,10 +11,15 @@ of the recipe's random collection policy, then times on the CPU, at 1 thread and
 
 From those it projects the recipe's ``train_online`` (``updates x step + env_steps x agent
 step``), which is most of a run; collection and the final evaluation add a few minutes.
-Prints one JSON line per thread count and a last one with the ratios.
+Prints one JSON line per variant and a last one with the ratios.
+
+With ``--device cuda`` the two variants are instead the eager imagination and the one
+replayed as a CUDA graph (``dream.graph``), at torch's threads: ``graph_speedup`` is the
+actor-critic's time eager over graphed (the first two steps, the graph's warm-up and its
+recording, are not counted).
 
     .venv/bin/python benchmarks/online.py [--recipe recipes/doom_takecover_dreamer.yaml]
-        [--updates 8] [--episodes 3] [--threads 2]
+        [--updates 8] [--episodes 3] [--threads 2] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -41,37 +46,60 @@ from wmkit.rollout import run_episode
 from wmkit.rundir import RunDir
 
 
-def timed(threads: int, recipe, registry, spec, replay: Replay, updates: int, env) -> dict:
+def timed(
+    threads: int,
+    recipe,
+    registry,
+    spec,
+    replay: Replay,
+    updates: int,
+    env,
+    device: str,
+    graph: bool,
+) -> dict:
     """Seconds per training step (world model, actor-critic) and per agent step."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     world_model, actor, optimizer = build_agent_parts(recipe, registry, spec)
+    optimizer.graph = graph
+    for part in (world_model, actor, optimizer):
+        part.to(device)
     options = recipe.world_model.options
     rng = np.random.default_rng(0)
     wm_seconds = ac_seconds = 0.0
-    for i in range(updates + 1):  # the first step warms up and is not counted
-        batch = replay.sample(rng, options.batch_size, options.seq_len, "cpu")
+    for i in range(updates + 2):  # two steps warm up (and record a graph): not counted
+        batch = replay.sample(rng, options.batch_size, options.seq_len, device)
+        sync(device)
         t0 = time.perf_counter()
         world_model.train()
         _, starts = world_model.fit_batch(batch)
         world_model.eval()
+        sync(device)
         t1 = time.perf_counter()
         optimizer.update(world_model, starts)
+        sync(device)
         t2 = time.perf_counter()
-        if i:
+        if i >= 2:
             wm_seconds += t1 - t0
             ac_seconds += t2 - t1
-    policy = WorldModelPolicy(world_model, actor, spec.action_dim, explore=True)
+    policy = WorldModelPolicy(world_model, actor, spec.action_dim, explore=True, device=device)
     t0, steps = time.perf_counter(), 0
     for seed in range(2):
         steps += run_episode(env, policy, 10_000 + seed, None, record=False).steps
     return {
         "threads": threads,
+        "graph": graph,
         "world_model_s": wm_seconds / updates,
         "actor_critic_s": ac_seconds / updates,
         "update_s": (wm_seconds + ac_seconds) / updates,
         "agent_step_ms": 1000 * (time.perf_counter() - t0) / steps,
     }
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so that a clock reading covers it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -80,7 +108,13 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=8, help="Timed training steps.")
     parser.add_argument("--episodes", type=int, default=3, help="Random episodes to replay.")
     parser.add_argument("--threads", type=int, default=2, help="Compared with 1 thread.")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu: 1 vs --threads threads; cuda: eager vs graphed."
+    )
     args = parser.parse_args()
+    on_cuda = torch.device(args.device).type == "cuda"
+    variants = [(args.threads, False), (args.threads, True)] if on_cuda else [
+        (1, False), (args.threads, False)]  # fmt: skip
 
     registry = get_registry()
     recipe = load_recipe(Path(args.recipe), None, registry)
@@ -95,13 +129,15 @@ def main() -> None:
         per_update = recipe.world_model.options.batch_size * recipe.world_model.options.seq_len
         updates = int(options.env_steps * options.train_ratio / per_update)
         rows = []
-        for threads in (1, args.threads):
-            row = timed(threads, recipe, registry, ctx.spec, replay, args.updates, env)
+        for threads, graph in variants:
+            row = timed(
+                threads, recipe, registry, ctx.spec, replay, args.updates, env, args.device, graph
+            )
             row["train_online_min"] = (
                 updates * row["update_s"] + options.env_steps * row["agent_step_ms"] / 1000
             ) / 60
             rows.append(row)
-            print(json.dumps({"recipe": recipe.name, **{k: round(v, 4) for k, v in row.items()}}))
+            print(json.dumps({"recipe": recipe.name, "device": args.device, **rounded(row)}))
         env.close()
     one, many = rows
     print(
@@ -113,11 +149,19 @@ def main() -> None:
                 "update_speedup": round(one["update_s"] / many["update_s"], 3),
                 "agent_step_speedup": round(one["agent_step_ms"] / many["agent_step_ms"], 3),
                 "actor_critic_share": round(many["actor_critic_s"] / many["update_s"], 3),
+                "graph_speedup": (
+                    round(one["actor_critic_s"] / many["actor_critic_s"], 3) if on_cuda else None
+                ),
+                "device": torch.cuda.get_device_name(args.device) if on_cuda else "cpu",
                 "cpu": platform.processor() or platform.machine(),
                 "torch": torch.__version__,
             }
         )
     )
+
+
+def rounded(row: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
 
 
 if __name__ == "__main__":

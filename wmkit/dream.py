@@ -15,14 +15,12 @@ returns and lengths match the eager loop's. On a CPU the eager loop runs, as bef
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from wmkit.errors import WmkitError
+from wmkit.cuda_graph import Recorder, clone_tensors, copy_tensors, record_cuda_graph, side_stream
 from wmkit.protocols import Controller, Memory
 
 # Steps recorded in one CUDA graph: a dream runs at most GRAPH_CHUNK - 1 steps past the end
@@ -156,8 +154,7 @@ def graphed_dream(
     max_steps: int,
     done_threshold: float,
     generator: torch.Generator | None,
-    record: Callable[[Callable[[], None], torch.Generator | None], Callable[[], None]]
-    | None = None,
+    record: Recorder | None = None,
 ) -> None:
     """The eager loop's steps in chunks of ``GRAPH_CHUNK``: the first chunk eagerly (a CUDA
     graph needs a warm-up run, and it is real work), then one recorded chunk replayed while
@@ -189,59 +186,3 @@ def graphed_dream(
             done += chunk
     if done < max_steps and bool(alive.any()):
         run(max_steps - done)
-
-
-@contextmanager
-def side_stream(device: torch.device) -> Iterator[None]:
-    """Run the block on a side CUDA stream (where a graph's warm-up belongs); as is elsewhere."""
-    if device.type != "cuda":
-        yield
-        return
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        yield
-    torch.cuda.current_stream(device).wait_stream(side)
-
-
-def record_cuda_graph(
-    fn: Callable[[], None], generator: torch.Generator | None
-) -> Callable[[], None]:
-    """Record ``fn``'s kernels once as a CUDA graph; returns its replay. A ``generator``
-    is registered with the graph, so that each replay draws the random numbers the eager
-    calls would have drawn and advances the generator as they would."""
-    cuda_graph = torch.cuda.CUDAGraph()
-    if generator is not None:
-        cuda_graph.register_generator_state(generator)
-    try:
-        with torch.cuda.graph(cuda_graph):
-            fn()
-    except RuntimeError as exc:
-        raise WmkitError(
-            f"dream.graph: this memory or controller cannot be recorded as a CUDA graph "
-            f"({exc}); set dream.graph: false"
-        ) from exc
-    return cuda_graph.replay
-
-
-def clone_tensors(tree: Any) -> Any:
-    """A copy of M's state (a tensor, or tuples, lists and dicts of them) in new memory."""
-    if torch.is_tensor(tree):
-        return tree.clone()
-    if isinstance(tree, dict):
-        return {k: clone_tensors(v) for k, v in tree.items()}
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(clone_tensors(v) for v in tree)
-    return tree
-
-
-def copy_tensors(target: Any, source: Any) -> None:
-    """Copy M's new state into the tensors of ``target``, in place (a graph's fixed memory)."""
-    if torch.is_tensor(target):
-        target.copy_(source)
-    elif isinstance(target, dict):
-        for k in target:
-            copy_tensors(target[k], source[k])
-    elif isinstance(target, (tuple, list)):
-        for t, s in zip(target, source, strict=True):
-            copy_tensors(t, s)

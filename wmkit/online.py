@@ -99,6 +99,8 @@ def build_agent_parts(
         world_model.feature_dim,
         derive_seed(recipe.seed, "optimizer"),
     )
+    if recipe.dream.graph and hasattr(optimizer, "graph"):  # an optimizer that can record
+        optimizer.graph = True
     return world_model, controller, optimizer
 
 

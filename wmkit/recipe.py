@@ -211,7 +211,9 @@ class DreamConfig(Options):
         False,
         description=(
             "On CUDA, replay the dream's steps as CUDA graphs (16 steps per launch, the same "
-            "kernels and random numbers as without); ignored on a CPU. Changes speed only."
+            "kernels and random numbers as without), and in the online pipeline the "
+            "optimizer's imagination (one graph for its horizon, kept across updates); "
+            "ignored on a CPU. Changes speed only."
         ),
     )
 

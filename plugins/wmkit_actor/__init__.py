@@ -48,7 +48,8 @@ class BoundedNormal:
     def __init__(
         self, mean: torch.Tensor, std: torch.Tensor, low: torch.Tensor, high: torch.Tensor
     ):
-        self.normal = Independent(Normal(mean, std), 1)
+        # No argument checks: they read values back to the host, which a CUDA graph cannot.
+        self.normal = Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
         self.low, self.high = low, high
 
     def _to_box(self, x: torch.Tensor) -> torch.Tensor:

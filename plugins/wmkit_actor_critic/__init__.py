@@ -18,6 +18,11 @@ slow copy of itself (an exponential moving average of its weights) to keep it st
 
 The world model only serves the dream: it runs under ``no_grad`` and no optimizer here holds
 its parameters, so its weights are exactly as they were after ``update``.
+
+With ``graph`` set (the online pipeline sets it from the recipe's ``dream.graph``) and the
+tensors on CUDA, the imagination's ``horizon`` steps are recorded once as a CUDA graph and
+replayed at each update (``wmkit.cuda_graph``): the same kernels and random numbers, one
+launch instead of a few hundred.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
+from wmkit.cuda_graph import GraphedFunction, module_tensors, on_cuda
 from wmkit.distributions import TwoHot
 from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
 from wmkit.protocols import GradientController, GradientOptions, State, WorldModel
@@ -81,6 +87,7 @@ def lambda_returns(
 class ActorCritic:
     name = "actor_critic"
     Options = ActorCriticOptions
+    graph = False  # replay the imagination as a CUDA graph, on CUDA (set from dream.graph)
 
     def __init__(
         self,
@@ -101,6 +108,7 @@ class ActorCritic:
         )
         # Smoothed 5th and 95th percentiles of the returns; NaN until the first update.
         self.percentiles = torch.full((2,), float("nan"))
+        self._graphed: tuple[WorldModel, GraphedFunction] | None = None
 
     def to(self, device: torch.device | str) -> ActorCritic:
         self.critic.to(device)
@@ -108,9 +116,21 @@ class ActorCritic:
         self.percentiles = self.percentiles.to(device)
         return self
 
-    @torch.no_grad()
     def imagine(self, world_model: WorldModel, start: State) -> dict[str, torch.Tensor]:
-        """Features, actions, rewards and continuations of ``horizon`` imagined steps."""
+        """Features, actions, rewards and continuations of ``horizon`` imagined steps: as a
+        CUDA graph's replay where ``graph`` is set and the weights are on CUDA, else eagerly."""
+        parts = (world_model, self.actor)
+        if not (self.graph and on_cuda(*parts)):
+            return self._imagine(world_model, start)
+        if self._graphed is None or self._graphed[0] is not world_model:
+            graphed = GraphedFunction(
+                lambda s: self._imagine(world_model, s), lambda: module_tensors(*parts)
+            )
+            self._graphed = (world_model, graphed)
+        return self._graphed[1](start)
+
+    @torch.no_grad()
+    def _imagine(self, world_model: WorldModel, start: State) -> dict[str, torch.Tensor]:
         state = start
         features = [world_model.features(state)]
         actions = []
