@@ -13,9 +13,11 @@ import pytest
 import torch
 import wmkit_actor_critic
 from torch import nn
+from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 
-from wmkit.cuda_graph import GraphedFunction
+from wmkit.cuda_graph import GraphedFunction, clone_tensors, leaves, request_graph
 from wmkit.envs import env_spec, make_env
+from wmkit.memory_dream import MemoryDream
 from wmkit.online import build_agent_parts
 from wmkit.plugins import get_registry
 from wmkit.recipe import resolve_recipe
@@ -71,28 +73,46 @@ def test_graphed_function_records_again_for_new_shapes_or_replaced_weights():
     assert graphed.recordings == 3
 
 
-def agent(distribution: str, device: str, graph: bool):
-    """A small RSSM, an actor and an actor-critic on 4-number observations and 2 actions,
-    with the same weights whatever ``graph``; start states filtered on random observations."""
-    wm_cls = REG.get("world_model", "rssm")
+def agent(kind: str, device: str, graph: bool):
+    """An actor and an actor-critic in a small world model, with the same weights whatever
+    ``graph``, and start states. ``kind``: ``categorical`` or ``gaussian``, the actor in an
+    RSSM on 4-number observations, its start states filtered on random observations; or
+    ``memory``, a gaussian actor in an MDN-RNN's dream (pipeline ha's fit_actor), from random
+    latents."""
     actor_cls = REG.get("controller", "actor")
     ac_cls = REG.get("optimizer", "actor_critic")
     torch.manual_seed(0)
-    world_model = wm_cls(wm_cls.Options(deter=16, stoch=4, classes=4, units=16, layers=1), (4,), 2)
+    gen = torch.Generator().manual_seed(1)
+    if kind == "memory":
+        memory = MDNRNN(MDNRNNOptions(hidden=16, gaussians=3), 4, 2)
+        world_model = MemoryDream(memory, temperature=1.2)
+        feature_dim = 4 + memory.feature_dim
+    else:
+        wm_cls = REG.get("world_model", "rssm")
+        options = wm_cls.Options(deter=16, stoch=4, classes=4, units=16, layers=1)
+        world_model = wm_cls(options, (4,), 2)
+        feature_dim = world_model.feature_dim
+    distribution = "categorical" if kind == "categorical" else "gaussian"
     actor = actor_cls(
         actor_cls.Options(distribution=distribution, units=16, layers=1),
-        world_model.feature_dim,
+        feature_dim,
         np.full(2, -1, np.float32),
         np.ones(2, np.float32),
     )
     options = ac_cls.Options(horizon=5, units=16, layers=1, bins=15)
-    optimizer = ac_cls(options, actor, world_model.feature_dim, 0)
+    optimizer = ac_cls(options, actor, feature_dim, 0)
     optimizer.graph = graph
     for part in (world_model, actor, optimizer):
         part.to(device)
     world_model.eval()
-    gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
+        if kind == "memory":
+            return (
+                world_model,
+                actor,
+                optimizer,
+                world_model.start(torch.randn(24, 4, generator=gen).to(device)),
+            )
         start = world_model.observe(
             world_model.initial_state(24),
             torch.zeros(24, 2, device=device),
@@ -102,27 +122,29 @@ def agent(distribution: str, device: str, graph: bool):
     return world_model, actor, optimizer, start
 
 
-def train(distribution: str, device: str, graph: bool, updates: int = 4):
+def train(kind: str, device: str, graph: bool, updates: int = 4):
     """The losses of ``updates`` actor-critic updates, each seeded as train_step seeds it, and
     the actor's weights after them."""
-    world_model, actor, optimizer, start = agent(distribution, device, graph)
+    world_model, actor, optimizer, start = agent(kind, device, graph)
     losses = []
     for index in range(updates):
         torch.manual_seed(100 + index)
-        rolled = {k: v.roll(index, 0) for k, v in start.items()}  # new start states each time
+        rolled = clone_tensors(start)  # new start states each time
+        for tensor in leaves(rolled):
+            tensor.copy_(tensor.roll(index, 0))
         losses.append(optimizer.update(world_model, rolled))
     return losses, actor.get_params(), optimizer
 
 
-@pytest.mark.parametrize("distribution", ["categorical", "gaussian"])
-def test_actor_critic_on_the_replayed_imagination_is_the_eager_one(monkeypatch, distribution):
+@pytest.mark.parametrize("kind", ["categorical", "gaussian", "memory"])
+def test_actor_critic_on_the_replayed_imagination_is_the_eager_one(monkeypatch, kind):
     """The plugin's graphed path on a CPU, with the stand-in for the recording."""
-    eager_losses, eager_params, _ = train(distribution, "cpu", graph=False)
+    eager_losses, eager_params, _ = train(kind, "cpu", graph=False)
     monkeypatch.setattr(wmkit_actor_critic, "on_cuda", lambda *parts: True)
     monkeypatch.setattr(
         wmkit_actor_critic, "GraphedFunction", functools.partial(GraphedFunction, record=run_again)
     )
-    losses, params, optimizer = train(distribution, "cpu", graph=True)
+    losses, params, optimizer = train(kind, "cpu", graph=True)
     assert losses == eager_losses
     np.testing.assert_array_equal(params, eager_params)
     assert optimizer._graphed[1].recordings == 1  # kept across updates
@@ -134,6 +156,20 @@ def test_graph_off_cuda_trains_eagerly():
     assert losses == eager_losses
     np.testing.assert_array_equal(params, eager_params)
     assert optimizer._graphed is None
+
+
+def test_request_graph_reaches_only_optimizers_that_can_record():
+    class CanRecord:
+        graph = False
+
+    class CannotRecord:
+        pass
+
+    asked, unasked, other = CanRecord(), CanRecord(), CannotRecord()
+    request_graph(asked, True)
+    request_graph(unasked, False)
+    request_graph(other, True)
+    assert (asked.graph, unasked.graph, hasattr(other, "graph")) == (True, False, False)
 
 
 @pytest.mark.parametrize("graph", [False, True])
@@ -155,15 +191,15 @@ def test_dream_graph_reaches_the_online_optimizer(graph):
 
 
 @cuda
-@pytest.mark.parametrize("distribution", ["categorical", "gaussian"])
-def test_graphed_imagination_matches_eager_on_cuda(distribution):
-    eager_losses, eager_params, _ = train(distribution, "cuda", graph=False)
-    losses, params, optimizer = train(distribution, "cuda", graph=True)
+@pytest.mark.parametrize("kind", ["categorical", "gaussian", "memory"])
+def test_graphed_imagination_matches_eager_on_cuda(kind):
+    eager_losses, eager_params, _ = train(kind, "cuda", graph=False)
+    losses, params, optimizer = train(kind, "cuda", graph=True)
     assert optimizer._graphed[1].recordings == 1
     for got, want in zip(losses, eager_losses, strict=True):
         for key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-5), key
     np.testing.assert_allclose(params, eager_params, rtol=1e-4, atol=1e-5)
-    again_losses, again_params, _ = train(distribution, "cuda", graph=True)
+    again_losses, again_params, _ = train(kind, "cuda", graph=True)
     assert again_losses == losses  # seeded: the same replays give the same numbers
     np.testing.assert_array_equal(again_params, params)

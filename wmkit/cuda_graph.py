@@ -116,6 +116,13 @@ def on_cuda(*parts: object) -> bool:
     return bool(tensors) and all(t.is_cuda for t in tensors)
 
 
+def request_graph(optimizer: object, wanted: bool) -> None:
+    """Pass the recipe's ``dream.graph`` on to an optimizer that can record its imagination
+    (one with a ``graph`` attribute, such as ``actor_critic``); others are left alone."""
+    if wanted and hasattr(optimizer, "graph"):
+        optimizer.graph = True
+
+
 class GraphedFunction:
     """``fn(inputs) -> outputs`` (trees of tensors, under ``no_grad``) replayed as one CUDA graph.
 

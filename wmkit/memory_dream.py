@@ -19,14 +19,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from wmkit.protocols import Memory, Prediction
 
 
-class MemoryDream:
-    """``Memory`` M, seen as a ``WorldModel`` for imagination only (no ``observe``/``fit``)."""
+class MemoryDream(nn.Module):
+    """``Memory`` M, seen as a ``WorldModel`` for imagination only (no ``observe``/``fit``).
+    A torch module holding M, so that M's weights are its own (``dream.graph`` records the
+    imagination only where it knows every weight the imagination reads)."""
 
     def __init__(self, memory: Memory, temperature: float):
+        super().__init__()
         self.memory = memory
         self.temperature = temperature
 

@@ -28,6 +28,7 @@ from pydantic import Field
 from wmkit import checkpoint, scores
 from wmkit.agent import WorldModelPolicy
 from wmkit.components import construct, load_component, save_component
+from wmkit.cuda_graph import request_graph
 from wmkit.envs import EnvSpec, make_env
 from wmkit.errors import WmkitError
 from wmkit.fileio import atomic_write_text, json_text, sha256_bytes
@@ -99,8 +100,7 @@ def build_agent_parts(
         world_model.feature_dim,
         derive_seed(recipe.seed, "optimizer"),
     )
-    if recipe.dream.graph and hasattr(optimizer, "graph"):  # an optimizer that can record
-        optimizer.graph = True
+    request_graph(optimizer, recipe.dream.graph)
     return world_model, controller, optimizer
 
 

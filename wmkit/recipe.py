@@ -211,8 +211,8 @@ class DreamConfig(Options):
         False,
         description=(
             "On CUDA, replay the dream's steps as CUDA graphs (16 steps per launch, the same "
-            "kernels and random numbers as without), and in the online pipeline the "
-            "optimizer's imagination (one graph for its horizon, kept across updates); "
+            "kernels and random numbers as without), and a gradient optimizer's imagination "
+            "(actor_critic: one graph for its horizon, kept across updates); "
             "ignored on a CPU. Changes speed only."
         ),
     )

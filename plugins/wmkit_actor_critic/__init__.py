@@ -19,7 +19,7 @@ slow copy of itself (an exponential moving average of its weights) to keep it st
 The world model only serves the dream: it runs under ``no_grad`` and no optimizer here holds
 its parameters, so its weights are exactly as they were after ``update``.
 
-With ``graph`` set (the online pipeline sets it from the recipe's ``dream.graph``) and the
+With ``graph`` set (both pipelines set it from the recipe's ``dream.graph``) and the
 tensors on CUDA, the imagination's ``horizon`` steps are recorded once as a CUDA graph and
 replayed at each update (``wmkit.cuda_graph``): the same kernels and random numbers, one
 launch instead of a few hundred.

@@ -25,6 +25,7 @@ import torch
 
 from wmkit import checkpoint
 from wmkit.components import construct, save_component
+from wmkit.cuda_graph import request_graph
 from wmkit.dream import dream_rollout
 from wmkit.dream_starts import StartPool, warm_up
 from wmkit.errors import WmkitError
@@ -63,6 +64,7 @@ def fit_actor(ctx: StageContext, generations: int | None = None) -> dict[str, An
         ctx.registry, "optimizer", recipe.optimizer.name, options, actor, feature_dim, seed
     )
     optimizer.to(ctx.device)
+    request_graph(optimizer, cfg.graph)
     stem = ctx.run.checkpoints / STATE
     start = 0
     if checkpoint.exists(stem):
