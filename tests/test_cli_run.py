@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import torch
 from typer.testing import CliRunner
 
 from wmkit.cli import app
@@ -31,6 +32,7 @@ def test_tiny_recipe_end_to_end_then_resume_and_eval(tiny_recipe, tmp_path):
         assert (out / "checkpoints" / f"{name}.safetensors").stat().st_size > 0
         meta = json.loads((out / "checkpoints" / f"{name}.json").read_text())
         assert len(meta["sha256"]) == 64 and meta["versions"]["torch"]
+        assert meta["versions"]["cpu"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")
     meta = json.loads((out / "checkpoints" / "controller.json").read_text())
     assert meta["generation"] == 2 and meta["seed"] == 3 and len(meta["recipe_sha256"]) == 64
     for plot in ("vision_loss", "reconstructions", "memory_loss", "controller_fitness"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
@@ -41,14 +42,30 @@ CHECKSUM_VERSION = 2
 
 
 def package_versions() -> dict[str, str]:
-    """Versions recorded with every checkpoint, so a result can be traced to its software."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    """Versions recorded with every checkpoint, so a result can be traced to its software,
+    and the processor: the same code and packages on another CPU can give other returns
+    (docs/results.md, "The same code on another machine")."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_name()}
     for pkg in ("wmkit", "torch", "numpy", "gymnasium", "cma"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo) and the vector instructions torch
+    dispatches to, such as ``AMD EPYC (AVX512)``."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def _paths(stem: Path) -> tuple[Path, Path]:

@@ -165,6 +165,7 @@ def build_report(root: Path, reps: int = 2000) -> str:
             " / ".join(versions.get(k, "?") for k in ("wmkit", "torch", "python")),
         ],
         ["platform", versions.get("platform", "?")],
+        ["cpu", versions.get("cpu", "not recorded")],
     ]
     parts.append(_headline(evaluation, scores, reps))
     parts += ["<h2>Run</h2>", _table(["", "this run"], facts, left=2)]
