@@ -68,7 +68,8 @@ final_losses() {  # the last epoch's row of V's and M's training metrics
 echo "== tiny Doom pipeline on CUDA, fp32 then with the switches on"
 TINY=(--set collect.episodes=32 --set vision.epochs=1 --set memory.epochs=2
   --set optimizer.generations=2 --set optimizer.population=8
-  --set optimizer.rollouts_per_candidate=2 --set dream.score_episodes=8 --set eval.episodes=16)
+  --set optimizer.rollouts_per_candidate=2 --set dream.score_episodes=8 --set eval.episodes=16
+  --set iterate.episodes=32 --set iterate.memory_epochs=2 --set iterate.generations=2)
 for variant in fp32 switches; do
   t0=$(date +%s)
   extra=()
