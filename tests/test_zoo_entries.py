@@ -17,7 +17,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 def test_a_committed_zoo_entry_verifies_and_is_listed_in_the_readme(entry):
     manifest, files = read_entry(entry)  # every file against its SHA-256
     assert sum(len(b) for b in files.values()) <= LIMIT_BYTES
-    assert manifest["dtype"] == "float32"  # reproduces the published score exactly
+    assert manifest["dtype"] == "float32"  # the published score, exactly on the same machine
     assert f"| `zoo/{entry.name}` |" in README
 
 
