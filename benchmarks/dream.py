@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import gymnasium
@@ -21,6 +20,7 @@ import torch
 from wmkit_linear import LinearController, LinearControllerOptions
 from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 
+from wmkit.checkpoint import cpu_name
 from wmkit.dream import dream_rollout
 
 Z, H, K, A = 32, 256, 5, 3  # the paper's CarRacing sizes
@@ -121,7 +121,7 @@ def main() -> None:
             {
                 "benchmark": "dream",
                 "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(),
-                "cpu": platform.processor() or platform.machine(),
+                "cpu": cpu_name(),
                 "torch_threads": torch.get_num_threads(),
                 "batch": args.batch,
                 "dream_steps_per_s": round(dream),

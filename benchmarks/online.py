@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from wmkit.agent import WorldModelPolicy
+from wmkit.checkpoint import cpu_name
 from wmkit.envs import make_env
 from wmkit.online import build_agent_parts
 from wmkit.pipeline import make_context
@@ -153,7 +153,7 @@ def main() -> None:
                     round(one["actor_critic_s"] / many["actor_critic_s"], 3) if on_cuda else None
                 ),
                 "device": torch.cuda.get_device_name(args.device) if on_cuda else "cpu",
-                "cpu": platform.processor() or platform.machine(),
+                "cpu": cpu_name(),
                 "torch": torch.__version__,
             }
         )

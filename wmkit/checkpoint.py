@@ -13,6 +13,7 @@ that way; the next save of the same checkpoint writes version 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import struct
@@ -54,9 +55,10 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def cpu_name() -> str:
     """The processor's model name (Linux's /proc/cpuinfo) and the vector instructions torch
-    dispatches to, such as ``AMD EPYC (AVX512)``."""
+    dispatches to, such as ``AMD EPYC (AVX512)``; read once per process, not at every save."""
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

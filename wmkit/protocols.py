@@ -447,8 +447,8 @@ class GradientOptimizer(Protocol):
 
     Built as ``GradientOptimizer(options, controller, feature_dim, seed)``: it updates the
     controller in place and owns whatever else it learns (a critic). One with a ``graph``
-    attribute has it set to True by the online pipeline when the recipe asks for
-    ``dream.graph``: it may then record its imagination as a CUDA graph
+    attribute has it set to True by either pipeline (``request_graph``) when the recipe asks
+    for ``dream.graph``: it may then record its imagination as a CUDA graph
     (``wmkit.cuda_graph``), computing what it would without."""
 
     name: ClassVar[str]
