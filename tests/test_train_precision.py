@@ -11,7 +11,17 @@ from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 from wmkit_vae import ConvVAE, ConvVAEOptions
 
 from wmkit.host_to_device import prefetched, to_device
+from wmkit.optim_state import cpu_bf16_works
 from wmkit.protocols import SequenceBatch
+
+# oneDNN has no bfloat16 LSTM without AVX-512: there the MDN-RNN trains in float32 (tested
+# below with the probe forced off), so its bf16 tests would compare float32 with itself.
+needs_bf16_rnn = pytest.mark.skipif(
+    not cpu_bf16_works("rnn"), reason="this CPU has no bfloat16 LSTM kernel (needs AVX-512)"
+)
+needs_bf16_conv = pytest.mark.skipif(
+    not cpu_bf16_works("conv"), reason="this CPU has no bfloat16 convolution kernel"
+)
 
 
 def frames(n: int) -> torch.Tensor:
@@ -48,6 +58,7 @@ def fit_mdn(epochs: int = 3, **options) -> list[float]:
     return [mdn.fit_epoch([batch, batch])["loss"] for _ in range(epochs)]
 
 
+@needs_bf16_conv
 def test_vae_bf16_trains_to_losses_near_fp32():
     fp32, bf16 = fit_vae(), fit_vae(precision="bf16")
     assert all(np.isfinite(bf16))
@@ -77,6 +88,7 @@ def test_vae_channels_last_keeps_its_layout_and_loads_a_plain_checkpoint():
     torch.testing.assert_close(last.encode(x)[0], plain.encode(x)[0], rtol=1e-4, atol=1e-5)
 
 
+@needs_bf16_rnn
 def test_mdn_bf16_trains_to_losses_near_fp32():
     fp32, bf16 = fit_mdn(), fit_mdn(precision="bf16")
     assert all(np.isfinite(bf16))
@@ -84,9 +96,37 @@ def test_mdn_bf16_trains_to_losses_near_fp32():
     assert bf16[-1] < bf16[0]
 
 
+@needs_bf16_rnn
 def test_mdn_bf16_log_likelihood_is_float32():
     mdn = MDNRNN(MDNRNNOptions(hidden=16, gaussians=3, precision="bf16"), 8, 3)
     assert all(v.dtype == torch.float32 for v in mdn.loss(sequences()).values())
+
+
+def test_bf16_on_a_cpu_without_its_kernels_trains_in_fp32_and_says_so_once(
+    monkeypatch, caplog
+):
+    """Where the probe finds no bfloat16 LSTM, bf16 gives float32's losses exactly (the same
+    operations in the same order) and one warning, not oneDNN's traceback."""
+    from wmkit import optim_state
+
+    monkeypatch.setattr(optim_state, "cpu_bf16_works", lambda kind: kind != "rnn")
+    optim_state._say_bf16_falls_back.cache_clear()
+    with caplog.at_level("WARNING", logger="wmkit.precision"):
+        bf16 = fit_mdn(precision="bf16")
+    assert bf16 == fit_mdn()
+    said = [r.getMessage() for r in caplog.records if r.name == "wmkit.precision"]
+    assert len(said) == 1 and "training in float32" in said[0] and "rnn" in said[0]
+
+
+def test_the_probe_leaves_the_random_numbers_alone():
+    from wmkit import optim_state
+
+    optim_state.cpu_bf16_works.cache_clear()
+    torch.manual_seed(3)
+    optim_state.cpu_bf16_works("rnn")
+    after_probe = torch.rand(3)
+    torch.manual_seed(3)
+    assert torch.equal(after_probe, torch.rand(3))
 
 
 def test_fp32_is_the_default_and_untouched():

@@ -5,9 +5,61 @@ reference V and M share."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from typing import Any
 
 import torch
+
+log = logging.getLogger("wmkit.precision")
+
+
+# A tiny forward pass of each kind of layer whose bfloat16 kernels a CPU may lack.
+_PROBES = {
+    "rnn": lambda: torch.nn.LSTM(2, 2, batch_first=True)(torch.zeros(1, 2, 2)),
+    "conv": lambda: torch.nn.Conv2d(1, 1, 3)(torch.zeros(1, 1, 4, 4)),
+    "linear": lambda: torch.nn.Linear(2, 2)(torch.zeros(1, 2)),
+}
+
+
+@functools.cache
+def cpu_bf16_works(kind: str) -> bool:
+    """Whether this CPU runs bfloat16 autocast for one kind of layer (``_PROBES``).
+
+    oneDNN has no bfloat16 LSTM on a CPU without AVX-512 (an AVX2-only x86-64, or torch held
+    to AVX2 by ``ATEN_CPU_CAPABILITY``/``ONEDNN_MAX_CPU_ISA``) and fails deep inside the
+    forward pass. A tiny forward pass answers for the kernels actually dispatched, which a
+    CPU flag cannot. The probe's layer is built under a forked RNG, so asking changes no
+    training run's random numbers.
+    """
+    try:
+        with torch.random.fork_rng(devices=[]), torch.autocast("cpu", dtype=torch.bfloat16):
+            _PROBES[kind]()
+    except RuntimeError:
+        return False
+    return True
+
+
+def layer_kinds(module: torch.nn.Module) -> set[str]:
+    """The kinds of ``_PROBES`` layer that a module contains."""
+    kinds = set()
+    for m in module.modules():
+        if isinstance(m, torch.nn.RNNBase):
+            kinds.add("rnn")
+        elif isinstance(m, torch.nn.modules.conv._ConvNd):
+            kinds.add("conv")
+        elif isinstance(m, torch.nn.Linear):
+            kinds.add("linear")
+    return kinds
+
+
+@functools.cache
+def _say_bf16_falls_back(name: str, kinds: tuple[str, ...]) -> None:
+    log.warning(
+        f"{name} precision: bf16 is not supported by this CPU's kernels for its "
+        f"{', '.join(kinds)} layers (oneDNN's bfloat16 LSTM needs AVX-512); training in "
+        "float32 instead"
+    )
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -54,10 +106,16 @@ class AdamTraining:
     def autocast(self) -> Any:
         """Where ``options.precision`` is "bf16": bfloat16 autocast, for the forward pass only
         (each loss is then computed in float32 from its outputs); otherwise nothing at all,
-        so float32 training runs exactly as before."""
+        so float32 training runs exactly as before. A CPU without bfloat16 kernels trains in
+        float32 and says so once (``cpu_bf16_works``)."""
         if getattr(self.options, "precision", "fp32") != "bf16":
             return contextlib.nullcontext()
         device = next(self.parameters()).device.type
+        if device == "cpu":
+            missing = tuple(sorted(k for k in layer_kinds(self) if not cpu_bf16_works(k)))
+            if missing:
+                _say_bf16_falls_back(getattr(self, "name", type(self).__name__), missing)
+                return contextlib.nullcontext()
         return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
     def clip_gradients(self, grad_clip: float) -> None:
