@@ -102,9 +102,7 @@ def test_mdn_bf16_log_likelihood_is_float32():
     assert all(v.dtype == torch.float32 for v in mdn.loss(sequences()).values())
 
 
-def test_bf16_on_a_cpu_without_its_kernels_trains_in_fp32_and_says_so_once(
-    monkeypatch, caplog
-):
+def test_bf16_on_a_cpu_without_its_kernels_trains_in_fp32_and_says_so_once(monkeypatch, caplog):
     """Where the probe finds no bfloat16 LSTM, bf16 gives float32's losses exactly (the same
     operations in the same order) and one warning, not oneDNN's traceback."""
     from wmkit import optim_state
