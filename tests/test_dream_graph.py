@@ -12,6 +12,8 @@ from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 from wmkit.dream import GRAPH_CHUNK, DreamResult, dream_rollout, graphed_dream
 from wmkit.recipe import Recipe
 
+pytestmark = pytest.mark.isa  # make test runs these again with torch held to AVX2
+
 Z, A = 4, 3
 LOW, HIGH = np.array([-1, 0, 0], np.float32), np.ones(3, np.float32)
 cuda = pytest.mark.skipif(

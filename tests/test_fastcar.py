@@ -11,6 +11,8 @@ from wmkit.envs import make_env
 from wmkit.plugins import get_registry
 from wmkit.recipe import EnvConfig
 
+pytestmark = pytest.mark.isa  # make test runs these again with torch held to AVX2
+
 if ENV_ID not in gymnasium.registry:  # wmkit's make_env does this on first use
     gymnasium.register(ENV_ID, entry_point="wmkit_fastcar:FastCarRacing", max_episode_steps=1000)
 

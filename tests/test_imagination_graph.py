@@ -22,6 +22,8 @@ from wmkit.online import build_agent_parts
 from wmkit.plugins import get_registry
 from wmkit.recipe import resolve_recipe
 
+pytestmark = pytest.mark.isa  # make test runs these again with torch held to AVX2
+
 REG = get_registry()
 cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA graphs need a GPU; the CPU path is eager"

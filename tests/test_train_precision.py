@@ -14,6 +14,8 @@ from wmkit.host_to_device import prefetched, to_device
 from wmkit.optim_state import cpu_bf16_works
 from wmkit.protocols import SequenceBatch
 
+pytestmark = pytest.mark.isa  # make test runs these again with torch held to AVX2
+
 # oneDNN has no bfloat16 LSTM without AVX-512: there the MDN-RNN trains in float32 (tested
 # below with the probe forced off), so its bf16 tests would compare float32 with itself.
 needs_bf16_rnn = pytest.mark.skipif(
