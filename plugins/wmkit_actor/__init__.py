@@ -4,15 +4,21 @@ distribution, categorical or bounded Gaussian.
 * ``categorical`` (a Discrete action space, which wmkit presents as a box of one score per
   action): a one-hot sample from softmax(logits) mixed with 1% of the uniform, so that no
   action's probability, and so no log-probability, ever reaches 0.
-* ``gaussian`` (a Box): a Normal with mean tanh(m) and standard deviation between
-  ``std_min`` and ``std_max``, sampled then clipped to [-1, 1] and mapped onto the action box.
+* ``gaussian`` (a Box): as DreamerV3, an *unclipped* Normal with mean tanh(m) and standard
+  deviation between ``std_min`` and ``std_max`` (in [-1, 1] coordinates, mapped affinely onto
+  the action box). Its log-probability and entropy are those of the unclipped sample; only
+  the action handed on (to the environment, or to the world model in a dream) is clipped.
 
-``act`` takes the most likely action (evaluation); ``distribution`` is what the actor-critic
-trains and the online loop explores with.
+Every distribution here offers the same three steps, which the actor-critic uses:
+``sample_raw(grad)`` (the actor's own sample, with reparameterised or straight-through
+gradients when ``grad``), ``log_prob(raw)``, and ``clip(raw)`` (the action the environment
+takes). ``sample()`` is ``clip(sample_raw())``: what the online loop explores with.
+``act`` takes the most likely action (evaluation).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -22,7 +28,7 @@ from torch import nn
 from torch.distributions import Independent, Normal, OneHotCategorical
 
 import wmkit
-from wmkit.distributions import unimix_probs
+from wmkit.distributions import sample_one_hot, unimix_probs
 from wmkit.protocols import ControllerOptions
 
 
@@ -43,33 +49,92 @@ class ActorOptions(ControllerOptions):
 
 
 class BoundedNormal:
-    """A diagonal Normal in [-1, 1]^A, clipped and mapped onto [low, high]."""
+    """A diagonal Normal around tanh(mean) in [-1, 1]^A, mapped affinely onto [low, high].
+
+    Why unclipped: clipping the sample and taking the log-probability at the clip (as this
+    class once did) gives every action beyond a bound the density of the bound itself, so the
+    score function says nothing true about the mean and the standard deviation there; on
+    CarRacing the actor's entropy rose to its maximum and stayed. Here ``log_prob`` and
+    ``entropy`` are the plain Normal's, of the unclipped sample (DreamerV3's choice).
+
+    Why the world model sees the *clipped* action: ``clip`` is what the environment receives,
+    so the replay stores it (the online loop records what ``sample()`` returned), and the
+    actor-critic feeds the world model ``clip(raw)`` in the dream too. The world model then
+    learns and imagines with the same inputs, never sees an action the environment could not
+    take, and the dynamics gradient is zero past a bound, as the environment's is.
+    """
 
     def __init__(
-        self, mean: torch.Tensor, std: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+        self,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        low: torch.Tensor,
+        high: torch.Tensor,
+        std_range: tuple[float, float] = (0.1, 1.0),
     ):
         # No argument checks: they read values back to the host, which a CUDA graph cannot.
         self.normal = Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
         self.low, self.high = low, high
+        self.std_range = std_range
 
     def _to_box(self, x: torch.Tensor) -> torch.Tensor:
-        return self.low + (x.clamp(-1, 1) + 1) * 0.5 * (self.high - self.low)
+        return self.low + (x + 1) * 0.5 * (self.high - self.low)
 
     def _from_box(self, a: torch.Tensor) -> torch.Tensor:
         return (a - self.low) / (self.high - self.low) * 2 - 1
 
-    def sample(self) -> torch.Tensor:
-        return self._to_box(self.normal.sample())
+    def sample_raw(self, grad: bool = False) -> torch.Tensor:
+        """The actor's sample in action units, not clipped: reparameterised when ``grad``."""
+        x = self.normal.rsample() if grad else self.normal.sample()
+        return self._to_box(x)
 
-    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
-        return self.normal.log_prob(self._from_box(action))
+    def clip(self, raw: torch.Tensor) -> torch.Tensor:
+        """The action the environment takes: ``raw`` clipped to the box."""
+        return torch.minimum(torch.maximum(raw, self.low), self.high)
+
+    def sample(self) -> torch.Tensor:
+        return self.clip(self.sample_raw())
+
+    def log_prob(self, raw: torch.Tensor) -> torch.Tensor:
+        """log-density of an unclipped sample, in [-1, 1] coordinates (the box's constant
+        Jacobian is left out: it has no gradient)."""
+        return self.normal.log_prob(self._from_box(raw))
 
     def entropy(self) -> torch.Tensor:
         return self.normal.entropy()
 
+    def entropy_share(self) -> torch.Tensor:
+        """The entropy [B] as a share of the range the actor can express: 0 with every
+        standard deviation at ``std_min``, 1 at ``std_max``. An actor near 1 for a whole run
+        has learnt nothing. A Normal's entropy per dimension is log(std) + a constant, so the
+        share is taken in log(std)."""
+        lo, hi = (math.log(v) for v in self.std_range)
+        return ((torch.log(self.std) - lo) / (hi - lo)).mean(-1)
+
+    @property
+    def std(self) -> torch.Tensor:
+        """Standard deviation per action dimension [..., A], in [-1, 1] coordinates."""
+        return self.normal.base_dist.scale
+
     @property
     def mode(self) -> torch.Tensor:
-        return self._to_box(self.normal.mean)
+        return self.clip(self._to_box(self.normal.mean))
+
+
+class UnimixCategorical(OneHotCategorical):
+    """The categorical actor's distribution with the same three steps as ``BoundedNormal``:
+    ``sample_raw(grad=True)`` is a one-hot with straight-through gradients (DreamerV2's way
+    of backpropagating through discrete actions), and ``clip`` leaves it as it is."""
+
+    def sample_raw(self, grad: bool = False) -> torch.Tensor:
+        return sample_one_hot(self.probs) if grad else self.sample()
+
+    def clip(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw
+
+    def entropy_share(self) -> torch.Tensor:
+        """The entropy [B] as a share of the uniform's, log(number of actions)."""
+        return self.entropy() / math.log(self.probs.shape[-1])
 
 
 class Actor(nn.Module):
@@ -100,10 +165,10 @@ class Actor(nn.Module):
         out = self.net(features.float())
         o = self.options
         if o.distribution == "categorical":
-            return OneHotCategorical(probs=unimix_probs(out, o.unimix), validate_args=False)
+            return UnimixCategorical(probs=unimix_probs(out, o.unimix), validate_args=False)
         mean, std = out.chunk(2, -1)
         std = (o.std_max - o.std_min) * torch.sigmoid(std + 2.0) + o.std_min
-        return BoundedNormal(torch.tanh(mean), std, self.low, self.high)
+        return BoundedNormal(torch.tanh(mean), std, self.low, self.high, (o.std_min, o.std_max))
 
     @torch.no_grad()
     def act(self, features: torch.Tensor) -> torch.Tensor:

@@ -6,18 +6,31 @@ critic, the lambda-returns are
 
     R_H = v(s_H),    R_t = r_{t+1} + gamma c_{t+1} ((1 - lambda) v(s_{t+1}) + lambda R_{t+1})
 
-The actor follows REINFORCE on the normalised advantage, plus an entropy bonus:
+The actor's gradient is an option (``actor_grad``), with S = max(1, P95 - P5) the spread of
+the returns between their 5th and 95th percentiles, smoothed over updates (so the same
+entropy scale works whatever the rewards' size), and w_t the chance (by the continuation
+predictions) that the imagined episode is still running:
 
-    L_actor = -sg(w_t) [ log pi(a_t | s_t) sg((R_t - v(s_t)) / max(1, P95 - P5)) + eta H[pi(s_t)] ]
+    reinforce  (DreamerV3)  L = -sg(w_t) [ log pi(a_t | s_t) sg((R_t - v(s_t)) / S) + eta H ]
+    dynamics   (DreamerV1)  L = -sg(w_t) [ R_t / sg(S) + eta H ]
+    mix        (DreamerV2)  rho x the REINFORCE term + (1 - rho) x the dynamics term + eta H
 
-where P95 - P5 is the spread of the returns between their 5th and 95th percentiles, smoothed
-over updates, so the same entropy scale works whatever the rewards' size, and w_t is the
-chance (by the continuation predictions) that the imagined episode is still running. The
+For ``dynamics`` the dream is rolled with gradients: the actions are reparameterised samples
+(straight-through one-hots for a categorical actor), R_t is differentiated through the
+predicted rewards, the critic's values and the world model's transitions back to the actor.
+REINFORCE needs no gradient through the model and is unbiased but noisy; the dynamics
+gradient has far less variance when the model is smooth, which matters at small budgets.
+Only the actor's parameters receive the actor loss's gradient (``torch.autograd.grad`` on
+them alone), so neither the world model nor the critic is moved by it. The
 critic is a two-hot symlog distribution trained towards R_t, and towards the predictions of a
 slow copy of itself (an exponential moving average of its weights) to keep it steady.
 
-The world model only serves the dream: it runs under ``no_grad`` and no optimizer here holds
-its parameters, so its weights are exactly as they were after ``update``.
+The world model only serves the dream: no optimizer here holds its parameters and no
+gradient is written into them, so its weights are exactly as they were after ``update``.
+
+Every update also reports what shows a stuck actor: each action dimension's standard
+deviation (``action_std_i``), the entropy as a share of its range (``entropy_share``), the
+return scale S, the mean |advantage| and the actor's gradient norm before clipping.
 
 With ``graph`` set (both pipelines set it from the recipe's ``dream.graph``) and the
 tensors on CUDA, the imagination's ``horizon`` steps are recorded once as a CUDA graph and
@@ -28,6 +41,7 @@ launch instead of a few hundred.
 from __future__ import annotations
 
 import copy
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -59,6 +73,20 @@ class ActorCriticOptions(GradientOptions):
         0.99, ge=0, lt=1, description="Smoothing of the return percentiles across updates."
     )
     grad_clip: float = Field(100.0, gt=0, description="Largest gradient norm, actor and critic.")
+    actor_grad: Literal["reinforce", "dynamics", "mix"] = Field(
+        "reinforce",
+        description=(
+            "The actor's gradient: reinforce (score function on the normalised advantage, "
+            "DreamerV3), dynamics (backpropagation of the lambda-returns through the imagined "
+            "model, DreamerV1), or mix (actor_grad_mix of the first, the rest of the second)."
+        ),
+    )
+    actor_grad_mix: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="With actor_grad: mix, the share of REINFORCE in the actor's gradient.",
+    )
 
 
 def critic_net(inputs: int, units: int, layers: int, bins: int) -> nn.Module:
@@ -116,12 +144,15 @@ class ActorCritic:
         self.percentiles = self.percentiles.to(device)
         return self
 
-    def imagine(self, world_model: WorldModel, start: State) -> dict[str, torch.Tensor]:
+    def imagine(
+        self, world_model: WorldModel, start: State, grad: bool = False
+    ) -> dict[str, torch.Tensor]:
         """Features, actions, rewards and continuations of ``horizon`` imagined steps: as a
-        CUDA graph's replay where ``graph`` is set and the weights are on CUDA, else eagerly."""
+        CUDA graph's replay where ``graph`` is set and the weights are on CUDA, else eagerly.
+        With ``grad`` (dynamics backprop) always eagerly, keeping the autograd graph."""
         parts = (world_model, self.actor)
-        if not (self.graph and on_cuda(*parts)):
-            return self._imagine(world_model, start)
+        if grad or not (self.graph and on_cuda(*parts)):
+            return self._imagine(world_model, start, grad)
         if self._graphed is None or self._graphed[0] is not world_model:
             graphed = GraphedFunction(
                 lambda s: self._imagine(world_model, s), lambda: module_tensors(*parts)
@@ -129,36 +160,52 @@ class ActorCritic:
             self._graphed = (world_model, graphed)
         return self._graphed[1](start)
 
-    @torch.no_grad()
-    def _imagine(self, world_model: WorldModel, start: State) -> dict[str, torch.Tensor]:
-        state = start
-        features = [world_model.features(state)]
-        actions = []
-        conts = [1 - world_model.predict(state).done]
-        rewards = [torch.zeros_like(conts[0])]
-        for _ in range(self.options.horizon):
-            action = self.actor.distribution(features[-1]).sample()
-            state = world_model.imagine(state, action)
-            prediction = world_model.predict(state)
-            features.append(world_model.features(state))
-            actions.append(action)
-            rewards.append(prediction.reward)
-            conts.append(1 - prediction.done)
-        return {
-            "features": torch.stack(features, 1),
-            "action": torch.stack(actions, 1),
-            "reward": torch.stack(rewards, 1),
-            "cont": torch.stack(conts, 1),
-        }
+    def _imagine(
+        self, world_model: WorldModel, start: State, grad: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """``action`` holds the actor's own (unclipped) samples, which the log-probabilities
+        are of; the world model is fed their clipped form, as the environment would be."""
+        with torch.set_grad_enabled(grad):
+            state = start
+            features = [world_model.features(state)]
+            actions = []
+            conts = [1 - world_model.predict(state).done]
+            rewards = [torch.zeros_like(conts[0])]
+            for _ in range(self.options.horizon):
+                dist = self.actor.distribution(features[-1])
+                raw = dist.sample_raw(grad) if hasattr(dist, "sample_raw") else dist.sample()
+                action = dist.clip(raw) if hasattr(dist, "clip") else raw
+                state = world_model.imagine(state, action)
+                prediction = world_model.predict(state)
+                features.append(world_model.features(state))
+                actions.append(raw)
+                rewards.append(prediction.reward)
+                conts.append(1 - prediction.done)
+            return {
+                "features": torch.stack(features, 1),
+                "action": torch.stack(actions, 1),
+                "reward": torch.stack(rewards, 1),
+                "cont": torch.stack(conts, 1),
+            }
 
     def update(self, world_model: WorldModel, start: State) -> dict[str, float]:
         o = self.options
-        traj = self.imagine(world_model, start)
-        features, cont = traj["features"], traj["cont"]
-        B, H1 = features.shape[:2]
+        reinforce = {"reinforce": 1.0, "dynamics": 0.0, "mix": o.actor_grad_mix}[o.actor_grad]
+        dynamics = reinforce < 1.0
+        traj = self.imagine(world_model, start, grad=dynamics)
+        cont = traj["cont"].detach()
+        B, H1 = traj["features"].shape[:2]
+        with torch.set_grad_enabled(dynamics):  # the returns carry the dynamics gradient
+            live_value = TwoHot(self.critic(traj["features"])).mean()
+            live_returns = lambda_returns(
+                traj["reward"], cont, live_value, o.gamma, o.return_lambda
+            )
+        features, value, returns = (
+            traj["features"].detach(),
+            live_value.detach(),
+            live_returns.detach(),
+        )
         with torch.no_grad():
-            value = TwoHot(self.critic(features)).mean()
-            returns = lambda_returns(traj["reward"], cont, value, o.gamma, o.return_lambda)
             # w_t: the chance the imagined episode is still running at t (1 at the start).
             weight = torch.cumprod(
                 torch.cat([torch.ones_like(cont[:, :1]), cont[:, 1:-1] * o.gamma], 1), 1
@@ -174,15 +221,25 @@ class ActorCritic:
             scale = (self.percentiles[1] - self.percentiles[0]).clamp(min=1.0)
             advantage = (returns - value[:, :-1]) / scale
 
-        # The actor: REINFORCE on the advantage, plus entropy.
+        # The actor: REINFORCE on the advantage and/or the returns' dynamics gradient, plus
+        # entropy. Gradients go to the actor's parameters only, never the model's or critic's.
         dist = self.actor.distribution(features[:, :-1].flatten(0, 1))
-        log_prob = dist.log_prob(traj["action"].flatten(0, 1)).reshape(B, H1 - 1)
+        raw = traj["action"].detach().flatten(0, 1)
         entropy = dist.entropy().reshape(B, H1 - 1)
-        actor_loss = -(weight * (log_prob * advantage + o.entropy * entropy)).mean()
-        self.actor_adam.zero_grad()
-        actor_loss.backward()
-        nn.utils.clip_grad_norm_(self.actor.parameters(), o.grad_clip)
+        objective = o.entropy * entropy
+        if reinforce > 0:
+            log_prob = dist.log_prob(raw).reshape(B, H1 - 1)
+            objective = objective + reinforce * log_prob * advantage
+        if dynamics:
+            objective = objective + (1 - reinforce) * live_returns / scale
+        actor_loss = -(weight * objective).mean()
+        params = [p for p in self.actor.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(actor_loss, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = torch.zeros_like(p) if g is None else g
+        actor_grad_norm = nn.utils.clip_grad_norm_(params, o.grad_clip)
         self.actor_adam.step()
+        diagnostics = self._actor_diagnostics(dist)
 
         # The critic: towards the returns, and towards the slow critic's predictions.
         inputs = features[:, :-1]
@@ -206,7 +263,24 @@ class ActorCritic:
             "entropy": float(entropy.mean().item()),
             "imagined_return": float(returns[:, 0].mean().item()),
             "return_scale": float(scale.item()),
+            "advantage_abs": float(advantage.abs().mean().item()),
+            "actor_grad_norm": float(actor_grad_norm.item()),
+            **diagnostics,
         }
+
+    @staticmethod
+    @torch.no_grad()
+    def _actor_diagnostics(dist) -> dict[str, float]:
+        """What shows a stuck actor: the entropy as a share of its range and, for a
+        Gaussian, each action dimension's mean standard deviation (in [-1, 1] units)."""
+        out: dict[str, float] = {}
+        if hasattr(dist, "entropy_share"):
+            out["entropy_share"] = float(dist.entropy_share().mean().item())
+        std = getattr(dist, "std", None)
+        if isinstance(std, torch.Tensor):
+            for i, value in enumerate(std.reshape(-1, std.shape[-1]).mean(0).tolist()):
+                out[f"action_std_{i}"] = float(value)
+        return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {f"critic.{k}": v for k, v in self.critic.state_dict().items()}
