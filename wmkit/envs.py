@@ -68,6 +68,59 @@ class OneHotActions(gymnasium.ActionWrapper):
         return self.start + int(np.argmax(action))
 
 
+class MergedActions(gymnasium.ActionWrapper):
+    """Pairs (i, j) of action dimensions in [0, high] as one signed axis each (at i's place):
+    a > 0 drives i with a, a < 0 drives j with -a, and j's own dimension goes away.
+
+    Why: with a Gaussian actor whose mean starts at the box's centre, CarRacing's gas and
+    brake both start at half, and the car barely moves; on one gas/brake axis the centre is
+    neither, and half the samples accelerate. The agent's actions (what episodes store and
+    the world model sees) are the merged ones."""
+
+    def __init__(self, env: gymnasium.Env, pairs: list[tuple[int, int]]):
+        super().__init__(env)
+        low = np.asarray(env.action_space.low, np.float32)
+        high = np.asarray(env.action_space.high, np.float32)
+        self.pairs, self.size = list(pairs), len(low)
+        self.kept = [d for d in range(len(low)) if d not in {j for _, j in pairs}]
+        merged_low, merged_high = low.copy(), high.copy()
+        for i, j in pairs:
+            merged_low[i] = -high[j]
+        self.action_space = Box(merged_low[self.kept], merged_high[self.kept], dtype=np.float32)
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        full = np.zeros(self.size, np.float32)
+        full[self.kept] = action
+        for i, j in self.pairs:
+            signed = full[i]
+            full[i], full[j] = (signed, 0.0) if signed > 0 else (0.0, -signed)
+        return full
+
+
+def check_merge(config: EnvConfig, space: gymnasium.Space) -> None:
+    """Each pair names two distinct dimensions of a Box whose lower bounds are 0, and no
+    dimension is in two pairs."""
+    pairs = config.merge_actions
+    if not pairs:
+        return
+    if not isinstance(space, Box):
+        raise WmkitError(f"env.merge_actions: {config.id!r} has Discrete actions; leave it empty")
+    n, seen = int(space.shape[0]), [d for pair in pairs for d in pair]
+    for i, j in pairs:
+        if not (0 <= i < n and 0 <= j < n) or i == j:
+            raise WmkitError(
+                f"env.merge_actions: [{i}, {j}] must be two different dimensions of "
+                f"{config.id!r}'s {n} (0 to {n - 1})"
+            )
+        if space.low[i] != 0 or space.low[j] != 0:
+            raise WmkitError(
+                f"env.merge_actions: [{i}, {j}]: both dimensions must start at 0 (their "
+                f"lower bounds are {space.low[i]:g} and {space.low[j]:g})"
+            )
+    if len(set(seen)) != len(seen):
+        raise WmkitError(f"env.merge_actions: a dimension is in two pairs ({pairs})")
+
+
 def one_hot(action: np.ndarray) -> np.ndarray:
     """The one-hot vector of the highest score in ``action``."""
     out = np.zeros(np.shape(action), np.float32)
@@ -159,12 +212,15 @@ def make_env(config: EnvConfig, registry: Registry | None = None) -> ModelEnv:
     try:
         check_spaces(config, env)
         check_crop(config, env.observation_space)
+        check_merge(config, env.action_space)
     except WmkitError:
         env.close()
         raise
     discrete = isinstance(env.action_space, Discrete)
     if discrete:
         env = OneHotActions(env)
+    if config.merge_actions:
+        env = MergedActions(env, config.merge_actions)
     if config.action_repeat > 1:
         env = ActionRepeat(env, config.action_repeat)
     shape = env.observation_space.shape

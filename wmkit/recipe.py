@@ -63,6 +63,14 @@ class EnvConfig(Options):
             "Step caps elsewhere (collect, eval, dream) count the agent's steps."
         ),
     )
+    merge_actions: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description=(
+            "Pairs [i, j] of action dimensions whose lower bound is 0, each merged into one "
+            "axis in [-high_j, high_i] at i's place: its positive part drives i, its negative "
+            "part j (CarRacing's gas and brake: [[1, 2]], so a zero action is neither)."
+        ),
+    )
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments for gymnasium.make."
     )

@@ -171,6 +171,7 @@ def build_report(root: Path, reps: int = 2000) -> str:
     parts += ["<h2>Run</h2>", _table(["", "this run"], facts, left=2)]
     parts += _stage_times(stages)
     parts += _curves(run)
+    parts += _actor_health(run)
     parts += _evaluations(run, scores)
     parts += _gap_tables(run)
     parts += _sweep(run)
@@ -248,6 +249,39 @@ def _curves(run: RunDir) -> list[str]:
             "writes one</p>"
         )
     return out
+
+
+# train_online's actor diagnostics (the actor_critic's), in the order the table shows them.
+ACTOR_HEALTH = ["entropy_share", "return_scale", "advantage_abs", "actor_grad_norm"]
+
+
+def _actor_health(run: RunDir, rows_shown: int = 12) -> list[str]:
+    """An online run's actor, episode by episode (evenly spaced rows, the last included): an
+    entropy share that stays near 1 with a flat return is an actor that learns nothing."""
+    data = _read(run, run.metrics / "train_online.jsonl") if run.metrics.exists() else None
+    rows = []
+    for line in (data or b"").decode(errors="replace").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            break
+    rows = [r for r in rows if isinstance(r, dict) and "entropy_share" in r]
+    if not rows:
+        return []
+    stds = sorted(k for k in rows[-1] if str(k).startswith("action_std_"))
+    keys = ["episode_return", *ACTOR_HEALTH, *stds]
+    picks = sorted({round(i * (len(rows) - 1) / max(rows_shown - 1, 1)) for i in range(rows_shown)})
+    table = [
+        [r.get("step", "?"), r.get("env_steps", "?")]
+        + [f"{r[k]:.3g}" if isinstance(r.get(k), (int, float)) else "" for k in keys]
+        for r in (rows[i] for i in picks)
+    ]
+    return [
+        "<h2>Actor</h2>",
+        '<p class="sub">each row is one episode\'s mean over its updates; entropy_share is 1 '
+        "at the widest distribution the actor can express, 0 at the narrowest</p>",
+        _table(["episode", "env steps", *keys], table),
+    ]
 
 
 def _evaluations(run: RunDir, scores: dict[str, Any] | None) -> list[str]:
