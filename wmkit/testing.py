@@ -247,3 +247,38 @@ def check_pipeline(pipeline: Pipeline, recipe) -> None:
     assert stages and len(set(names)) == len(names), "stage names must be distinct"
     assert all(callable(fn) for _, fn in stages), "every stage must be callable"
     assert all(isinstance(v, str) and v for v in pipeline.roles.values()), "role defaults"
+
+
+def check_env(env, steps: int = 5, seed: int = 0) -> None:
+    """What the pipelines rely on from an environment built by ``wmkit.envs.make_env``: a
+    bounded float32 action box; state vectors (n,) float32 or RGB frames (h, w, 3) uint8 inside
+    the observation space; the gymnasium step tuple with a finite float reward; and a reset
+    that the seed alone decides, so that seeded episodes replay."""
+    from gymnasium.spaces import Box
+
+    action_space, obs_space = env.action_space, env.observation_space
+    assert isinstance(action_space, Box) and len(action_space.shape) == 1, "actions: a 1-D Box"
+    assert action_space.dtype == np.float32, f"actions: float32, got {action_space.dtype}"
+    assert np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high)), (
+        "actions: a bounded box"
+    )
+    shape = obs_space.shape
+    if len(shape) == 1:
+        assert obs_space.dtype == np.float32, f"state vectors: float32, got {obs_space.dtype}"
+    else:
+        assert len(shape) == 3 and shape[2] == 3, f"frames: (height, width, 3), got {shape}"
+        assert obs_space.dtype == np.uint8, f"frames: uint8, got {obs_space.dtype}"
+    first, info = env.reset(seed=seed)
+    assert isinstance(info, dict), "reset returns (observation, info dict)"
+    assert obs_space.contains(first), f"reset's observation is outside {obs_space}"
+    again, _ = env.reset(seed=seed)
+    np.testing.assert_array_equal(again, first, err_msg="reset(seed) must decide the first obs")
+    action_space.seed(seed)
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(action_space.sample())
+        assert obs_space.contains(obs), f"step's observation is outside {obs_space}"
+        assert isinstance(reward, float) and math.isfinite(reward), f"reward: {reward!r}"
+        assert isinstance(terminated, bool) and isinstance(truncated, bool), "done flags: bool"
+        assert isinstance(info, dict), "step returns an info dict"
+        if terminated or truncated:
+            env.reset(seed=seed)
