@@ -8,13 +8,18 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
 import wmkit.plugins
 from tests.fixtures import blob_plugin
+from wmkit import checkpoint
 from wmkit.cli import app
-from wmkit.plugins import load_plugins
+from wmkit.components import build_agent, read_agent_weights
+from wmkit.pipeline import make_context
+from wmkit.plugins import get_registry, load_plugins
+from wmkit.recipe import load_recipe
 from wmkit.rundir import RunDir
 from wmkit.zoo import open_entry, start_latents_of
 
@@ -126,3 +131,29 @@ def test_a_zoo_entry_is_untrusted_data(installed_run, tmp_path):
     refused("a zoo entry is data and imports no code")
     with pytest.raises(Exception, match="imports no code"):
         open_entry(entry, tmp_path / "runs/zoo")
+
+
+def test_an_entry_re_exports_in_float16_and_plays_in_float32(installed_run, tmp_path):
+    """A committed entry can be halved without its run's data (issue 36: zoo budget)."""
+    assert runner.invoke(app, ["export", str(installed_run), "zoo/full"]).exit_code == 0
+    half = runner.invoke(app, ["export", "zoo/full", "zoo/half", "--dtype", "float16"])
+    assert half.exit_code == 0, half.output
+    full_manifest, half_manifest = (
+        json.loads((tmp_path / f"zoo/{n}/entry.json").read_text()) for n in ("full", "half")
+    )
+    assert half_manifest["dtype"] == "float16"
+    assert half_manifest["source_run"] == full_manifest["source_run"]
+    assert half_manifest["eval"] == full_manifest["eval"]
+    stored, _ = checkpoint.load_tensors(tmp_path / "zoo/half/checkpoints/vision")
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    starts = [start_latents_of(open_entry(tmp_path / f"zoo/{n}")) for n in ("full", "half")]
+    assert np.array_equal(starts[0][0], starts[1][0])
+    # Loaded back into float32 modules: V plays in float32 on weights rounded to float16.
+    run = open_entry(tmp_path / "zoo/half")
+    weights = read_agent_weights(run.checkpoints)
+    recipe = load_recipe(run.recipe_path)
+    registry = get_registry(tuple(recipe.plugins))
+    agent = build_agent(recipe, registry, make_context(recipe, registry, run).spec, weights)
+    assert {p.dtype for p in agent.vision.parameters()} == {torch.float32}
+    got = runner.invoke(app, ["eval", "--checkpoint", "zoo/half", "--json"])
+    assert got.exit_code == 0 and len(json.loads(got.stdout)["returns"]) == 2

@@ -62,14 +62,17 @@ def is_entry(path: Path) -> bool:
 
 
 def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]:
-    """Write ``run_root``'s trained agent into the entry folder ``dest``."""
+    """Write ``run_root``'s trained agent into the entry folder ``dest``. ``run_root`` may
+    itself be an entry (verified first), so that a committed entry can be re-exported in
+    float16 without its run's data."""
     import torch
 
     from wmkit import checkpoint
     from wmkit.scores import scores_of
     from wmkit.store import RolloutStore
 
-    run = RunDir(run_root)
+    source = read_entry(run_root)[0] if is_entry(run_root) else None
+    run = open_entry(run_root) if source is not None else RunDir(run_root)
     if not run.recipe_path.exists():
         raise WmkitError(f"{run_root}: not a wmkit run directory (no recipe.yaml)")
     recipe_bytes = read_regular(run.recipe_path)
@@ -104,7 +107,7 @@ def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]
         keep = {k: meta[k] for k in ("role", "component", "options", "recipe_sha256", "seed")}
         keep.update({k: meta[k] for k in ("epoch", "generation", "fitness") if k in meta})
         files[f"checkpoints/{role}.safetensors"] = _safetensors(tensors, {**keep, "dtype": dtype})
-    starts = RolloutStore(run.latents).first_latents(MAX_STARTS)
+    starts = RolloutStore(run.latents).first_latents(MAX_STARTS) or start_latents_of(run)
     if starts is None:
         raise WmkitError(f"{run_root}: no encoded episodes to take start latents from")
     files[STARTS] = _safetensors({"mu": starts[0], "logvar": starts[1]}, {"role": "starts"})
@@ -117,7 +120,7 @@ def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]
         "schema": SCHEMA,
         "name": dest.name,
         "recipe": recipe.get("name"),
-        "source_run": str(run.root),
+        "source_run": str(run.root) if source is None else source.get("source_run"),
         "recipe_sha256": scores["run"].get("recipe_sha256"),
         "dtype": dtype,
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -178,11 +181,13 @@ def _card(entry: dict[str, Any]) -> str:
         if "mean" in ev
         else "not evaluated"
     )
+    # A float16 entry carries its run's evaluation, which the float32 weights played.
+    which = "" if entry["dtype"] == "float32" else ", with its float32 weights"
     return (
         f"# {entry['name']}\n\n"
         f"The trained V, M and C of the run `{entry['source_run']}` (recipe "
         f"`{entry['recipe']}`, weights in {entry['dtype']}), exported by `wmkit export`.\n\n"
-        f"Its own evaluation: {score}.\n\n"
+        f"Its own evaluation: {score}{which}.\n\n"
         "Check it on any seeds, with no data and no training:\n\n"
         f"```sh\nwmkit eval --checkpoint zoo/{entry['name']} --episodes 100\n```\n\n"
         "`entry.json` lists the SHA-256 of every file; `scores.json` has every evaluation "

@@ -17,7 +17,9 @@ class Dtype(str, Enum):
 
 @handle_errors
 def export(
-    run: Path = typer.Argument(..., help="Run directory with trained V, M and C."),
+    run: Path = typer.Argument(
+        ..., help="Run directory with trained V, M and C, or a zoo entry to re-export."
+    ),
     dest: Path = typer.Argument(..., help="Entry folder to write, e.g. zoo/carracing_quick."),
     dtype: Dtype = typer.Option(
         Dtype.float32,
