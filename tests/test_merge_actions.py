@@ -46,8 +46,12 @@ def test_without_the_option_the_action_box_is_the_environments():
 @pytest.mark.parametrize(
     ("env_id", "pairs", "message"),
     [
-        ("wmkit/CarRacing-v3", [(1, 3)], r"env.merge_actions: \[1, 3\] must be two different"),
-        ("wmkit/CarRacing-v3", [(2, 2)], r"must be two different dimensions"),
+        (
+            "wmkit/CarRacing-v3",
+            [(1, 3)],
+            r"env.merge_actions: \[1, 3\] must be two different action dimensions",
+        ),
+        ("wmkit/CarRacing-v3", [(2, 2)], r"must be two different action dimensions"),
         ("wmkit/CarRacing-v3", [(0, 1)], r"both dimensions must start at 0"),
         ("wmkit/CarRacing-v3", [(1, 2), (2, 1)], r"a dimension is in two pairs"),
         ("CartPole-v1", [(0, 1)], r"env.merge_actions: 'CartPole-v1' has Discrete actions"),

@@ -109,8 +109,8 @@ def check_merge(config: EnvConfig, space: gymnasium.Space) -> None:
     for i, j in pairs:
         if not (0 <= i < n and 0 <= j < n) or i == j:
             raise WmkitError(
-                f"env.merge_actions: [{i}, {j}] must be two different dimensions of "
-                f"{config.id!r}'s {n} (0 to {n - 1})"
+                f"env.merge_actions: [{i}, {j}] must be two different action dimensions "
+                f"of {config.id!r}, 0 to {n - 1}"
             )
         if space.low[i] != 0 or space.low[j] != 0:
             raise WmkitError(
