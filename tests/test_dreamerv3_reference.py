@@ -1,5 +1,6 @@
-"""scripts/dreamerv3_reference.py: DreamerV3's score at a step, read from a file shaped as its
-published score files, and one error line with exit code 2 for what it cannot read."""
+"""scripts/dreamerv3_reference.py: DreamerV3's score at a step, from a file shaped as its
+published score files, with one error line and exit code 2 for what it cannot read; and
+scripts/dmc_scores.py: a run's training returns on DreamerV3's step axis beside it."""
 
 from __future__ import annotations
 
@@ -64,3 +65,23 @@ def test_a_file_that_is_not_a_score_file_is_named(monkeypatch, tmp_path, capsys)
         _run(monkeypatch, bad)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: {bad}: cannot read a gzipped score file")
+
+
+SCORES = SCRIPT.with_name("dmc_scores.py")
+
+
+def test_a_runs_training_returns_are_binned_on_dreamerv3s_axis(monkeypatch, tmp_path, capsys):
+    """Agent steps x the recipe's action repeat: episodes ending at 2,500, 5,000 and 5,500
+    agent steps fall in DreamerV3's bins 10,000 (5k, 10k] and 20,000 (10k, 20k]."""
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    (run / "recipe.yaml").write_text("env: {id: dmc/walker-walk, action_repeat: 2}\n")
+    rows = [(2_500, 10.0), (5_000, 30.0), (5_500, 70.0)]
+    (run / "metrics" / "train_online.jsonl").write_text(
+        "".join(json.dumps({"env_steps": s, "episode_return": r}) + "\n" for s, r in rows)
+    )
+    file = _score_file(tmp_path / "scores.json.gz")
+    monkeypatch.setattr(sys, "argv", [str(SCORES), str(run), "--reference", str(file)])
+    runpy.run_path(str(SCORES), run_name="__main__")
+    out = capsys.readouterr().out.splitlines()
+    assert out[3:] == ["| 10,000 | 20.0 | 2 | 150.0 |", "| 20,000 | 70.0 | 1 | 400.0 |"]
