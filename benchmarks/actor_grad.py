@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit import checkpoint
-from wmkit.checkpoint import cpu_name
-from wmkit.online import RESUME, _load_agent, _prefixed, build_agent_parts
-from wmkit.pipeline import make_context
-from wmkit.plugins import get_registry
-from wmkit.recipe import load_recipe
-from wmkit.replay import Replay
-from wmkit.rundir import RunDir
-from wmkit.store import RolloutStore
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import load_recipe
+from wmkit.pipelines.online import RESUME, _load_agent, _prefixed, build_agent_parts
+from wmkit.pipelines.runner import make_context
+from wmkit.storage import checkpoint
+from wmkit.storage.checkpoint import cpu_name
+from wmkit.storage.replay import Replay
+from wmkit.storage.rundir import RunDir
+from wmkit.storage.store import RolloutStore
 
 
 def parts(recipe, registry, spec, tensors, estimator: str, entropy: float):

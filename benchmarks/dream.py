@@ -20,8 +20,8 @@ import torch
 from wmkit_linear import LinearController, LinearControllerOptions
 from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 
-from wmkit.checkpoint import cpu_name
-from wmkit.dream import dream_rollout
+from wmkit.dreams.rollout import dream_rollout
+from wmkit.storage.checkpoint import cpu_name
 
 Z, H, K, A = 32, 256, 5, 3  # the paper's CarRacing sizes
 LOW, HIGH = np.array([-1, 0, 0], np.float32), np.ones(3, np.float32)

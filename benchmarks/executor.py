@@ -30,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit.components import agent_weights, build_controller, build_memory, build_vision
-from wmkit.envs import env_spec, make_env
-from wmkit.plugins import get_registry
-from wmkit.recipe import load_recipe
-from wmkit.stages.collect import collect_one
-from wmkit.stages.fit_controller import fitness_rollout
-from wmkit.store import RolloutStore
-from wmkit.worker import init_worker
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import load_recipe
+from wmkit.pipelines.stages.collect import collect_one
+from wmkit.pipelines.stages.fit_controller import fitness_rollout
+from wmkit.rollouts.components import agent_weights, build_controller, build_memory, build_vision
+from wmkit.rollouts.envs import env_spec, make_env
+from wmkit.rollouts.worker import init_worker
+from wmkit.storage.store import RolloutStore
 
 PAPER = Path(__file__).parents[1] / "recipes" / "carracing_ha2018.yaml"
 
@@ -109,7 +109,7 @@ def main() -> None:
     import ray
     from wmkit_ray import RayExecutor, RayOptions
 
-    from wmkit.executor import LocalExecutor
+    from wmkit.rollouts.executor import LocalExecutor
 
     # Ray starts its workers 15 nice levels down by default; the local workers are not, and
     # on a shared machine that alone would make ray look ~3x slower here.

@@ -43,8 +43,8 @@ SWITCHES=(--set dream.graph=true --set vision.precision=bf16 --set vision.channe
 
 echo "== CUDA tests: graphed dream = eager, training switches"
 if python3 -c "import pytest" 2>/dev/null; then
-  python3 -m pytest -q -rs -p no:cacheprovider tests/test_dream_graph.py \
-    tests/test_imagination_graph.py tests/test_train_precision.py 2>&1 | tail -15
+  python3 -m pytest -q -rs -p no:cacheprovider tests/dreams/test_dream_graph.py \
+    tests/dreams/test_imagination_graph.py tests/pipelines/test_train_precision.py 2>&1 | tail -15
 else
   echo "pytest is not installed here: carry its wheels (pytest, pluggy, iniconfig) in .whl"
 fi

@@ -33,17 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmkit.agent import WorldModelPolicy
-from wmkit.checkpoint import cpu_name
-from wmkit.envs import make_env
-from wmkit.online import build_agent_parts
-from wmkit.pipeline import make_context
-from wmkit.plugins import get_registry
-from wmkit.policies import recipe_policy
-from wmkit.recipe import load_recipe
-from wmkit.replay import Replay
-from wmkit.rollout import run_episode
-from wmkit.rundir import RunDir
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import load_recipe
+from wmkit.pipelines.online import build_agent_parts
+from wmkit.pipelines.runner import make_context
+from wmkit.rollouts.agent import WorldModelPolicy
+from wmkit.rollouts.envs import make_env
+from wmkit.rollouts.episode import run_episode
+from wmkit.rollouts.policies import recipe_policy
+from wmkit.storage.checkpoint import cpu_name
+from wmkit.storage.replay import Replay
+from wmkit.storage.rundir import RunDir
 
 
 def timed(

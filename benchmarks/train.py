@@ -1,7 +1,7 @@
 """V and M training speed: float32 against bf16 autocast (and V's channels_last).
 
 Prints one JSON line per model. Batches are made in NumPy and reach the device as in the
-stages (``wmkit.host_to_device``: pinned, one ahead, on CUDA), so the figures include the
+stages (``wmkit.nn.host_to_device``: pinned, one ahead, on CUDA), so the figures include the
 copies. Ratios are measured within this one run, on whatever device it finds (CUDA if
 present); on a CPU bf16 is emulated and slow, so only ``--quick`` is meant for one.
 
@@ -19,9 +19,9 @@ import torch
 from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 from wmkit_vae import ConvVAE, ConvVAEOptions
 
-from wmkit.agent import frames_to_tensor
-from wmkit.host_to_device import prefetched, to_device
-from wmkit.protocols import SequenceBatch
+from wmkit.core.protocols import SequenceBatch
+from wmkit.nn.host_to_device import prefetched, to_device
+from wmkit.rollouts.agent import frames_to_tensor
 
 Z, A = 32, 3  # the paper's CarRacing sizes
 

@@ -29,13 +29,13 @@ from typing import Any
 
 import yaml
 
-from wmkit.errors import WmkitError
-from wmkit.fileio import read_regular
-from wmkit.pipeline import make_context
-from wmkit.plugins import get_registry
-from wmkit.recipe import apply_overrides, resolve_recipe
-from wmkit.rundir import RunDir
-from wmkit.stages.fit_controller import fit_controller
+from wmkit.core.errors import WmkitError
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import apply_overrides, resolve_recipe
+from wmkit.pipelines.runner import make_context
+from wmkit.pipelines.stages.fit_controller import fit_controller
+from wmkit.storage.fileio import read_regular
+from wmkit.storage.rundir import RunDir
 
 # The actor-critic as measured in docs/results.md (issue 19, MDN dream of Doom's quick recipe).
 ACTOR: dict[str, Any] = {

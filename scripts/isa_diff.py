@@ -25,8 +25,8 @@ To see what an Intel CPU would compute on an AMD one, build the shim and preload
 before ``record`` or ``wmkit eval``; add ``MKL_ENABLE_INSTRUCTIONS=AVX2`` for an Intel AVX2
 CPU). ``MKL_CBWR=COMPATIBLE`` makes MKL take one code path on every x86-64 CPU.
 
-``wmkit eval`` plays every episode with one torch thread (``wmkit.executor``); ``--threads``
-sets another count to see what that would change.
+``wmkit eval`` plays every episode with one torch thread (``wmkit.rollouts.executor``);
+``--threads`` sets another count to see what that would change.
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ ALONE = ("env_frame", "env_reward", "v_z", "m_h", "c_action")  # each stage on r
 def _agent_and_env(checkpoint: Path) -> tuple[Any, Any]:
     """The agent and the environment exactly as a ``wmkit eval`` worker builds them."""
     from wmkit.cli.runs import open_run
-    from wmkit.pipeline import make_context
-    from wmkit.plugins import get_registry
-    from wmkit.recipe import load_recipe
-    from wmkit.worker import context, init_worker
+    from wmkit.core.plugins import get_registry
+    from wmkit.core.recipe import load_recipe
+    from wmkit.pipelines.runner import make_context
+    from wmkit.rollouts.worker import context, init_worker
 
     run = open_run(checkpoint)
     recipe = load_recipe(run.recipe_path, [])

@@ -14,6 +14,9 @@ import yaml
 # subprocess runs of test_resume.py, which get OMP_NUM_THREADS=1, meaningful).
 torch.set_num_threads(1)
 
+# Plugins kept as data (tests/devkit/test_old_plugins.py runs their tests on a copy).
+collect_ignore_glob = ["fixtures/old_plugins/*"]
+
 TINY = {
     "name": "tiny",
     "seed": 3,
@@ -127,9 +130,9 @@ def run_numbers(out: Path) -> dict:
 @pytest.fixture(scope="session")
 def tiny_numbers(tmp_path_factory) -> dict:
     """``run_numbers`` of the tiny recipe on the local executor, run once per session."""
-    from wmkit.pipeline import run_pipeline
-    from wmkit.plugins import get_registry
-    from wmkit.recipe import resolve_recipe
+    from wmkit.core.plugins import get_registry
+    from wmkit.core.recipe import resolve_recipe
+    from wmkit.pipelines.runner import run_pipeline
 
     out = tmp_path_factory.mktemp("tiny_local") / "run"
     registry = get_registry()

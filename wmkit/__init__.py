@@ -9,7 +9,11 @@ import sys as _sys
 if _sys.argv[:1] == ["-m"] and _sys.path and _sys.path[0] in ("", _os.getcwd()):
     del _sys.path[0]
 
-from wmkit.hookspecs import hookimpl  # noqa: E402
+from wmkit.core import compat as _compat  # noqa: E402
+from wmkit.core.hookspecs import hookimpl  # noqa: E402
+
+# The 0.1 module paths (``wmkit.protocols``, ``wmkit.errors``...) for one more release.
+_compat.install()
 
 __version__ = "0.1.0"
 

@@ -28,8 +28,8 @@ from torch import nn
 from torch.distributions import Independent, Normal, OneHotCategorical
 
 import wmkit
-from wmkit.distributions import sample_one_hot, unimix_probs
-from wmkit.protocols import ControllerOptions
+from wmkit.core.protocols import ControllerOptions
+from wmkit.nn.distributions import sample_one_hot, unimix_probs
 
 
 class ActorOptions(ControllerOptions):

@@ -34,7 +34,7 @@ return scale S, the mean |advantage| and the actor's gradient norm before clippi
 
 With ``graph`` set (both pipelines set it from the recipe's ``dream.graph``) and the
 tensors on CUDA, the imagination's ``horizon`` steps are recorded once as a CUDA graph and
-replayed at each update (``wmkit.cuda_graph``): the same kernels and random numbers, one
+replayed at each update (``wmkit.nn.cuda_graph``): the same kernels and random numbers, one
 launch instead of a few hundred.
 """
 
@@ -48,10 +48,10 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.cuda_graph import GraphedFunction, module_tensors, on_cuda
-from wmkit.distributions import TwoHot
-from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
-from wmkit.protocols import GradientController, GradientOptions, State, WorldModel
+from wmkit.core.protocols import GradientController, GradientOptions, State, WorldModel
+from wmkit.nn.cuda_graph import GraphedFunction, module_tensors, on_cuda
+from wmkit.nn.distributions import TwoHot
+from wmkit.nn.optim_state import load_optimizer_tensors, optimizer_tensors
 
 
 class ActorCriticOptions(GradientOptions):

@@ -20,8 +20,8 @@ import numpy as np
 from pydantic import Field
 
 import wmkit
-from wmkit.protocols import OptimizerOptions
-from wmkit.resources import require_memory
+from wmkit.core.protocols import OptimizerOptions
+from wmkit.core.resources import require_memory
 
 
 class CMAESOptions(OptimizerOptions):

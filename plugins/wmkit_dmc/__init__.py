@@ -29,10 +29,11 @@ import numpy as np
 from gymnasium.spaces import Box
 
 import wmkit
-from wmkit.errors import WmkitError
+from wmkit.core.errors import WmkitError
 
 # dm_control.suite.ALL_TASKS of dm-control 1.0.x, written out so that registering the ids
-# needs neither dm-control nor its import time; tests/test_dmc.py keeps it equal to the suite's.
+# needs neither dm-control nor its import time; tests/rollouts/test_dmc.py keeps it equal to
+# the suite's.
 SUITE_TASKS: tuple[tuple[str, str], ...] = (
     ("acrobot", "swingup"),
     ("acrobot", "swingup_sparse"),

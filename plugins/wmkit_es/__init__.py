@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 import wmkit
-from wmkit.protocols import OptimizerOptions
+from wmkit.core.protocols import OptimizerOptions
 
 
 class OpenAIESOptions(OptimizerOptions):
@@ -41,7 +41,7 @@ class OpenAIES:
 
     def __init__(self, options: OpenAIESOptions, x0: np.ndarray, seed: int):
         if options.population % 2:
-            from wmkit.errors import WmkitError
+            from wmkit.core.errors import WmkitError
 
             raise WmkitError(
                 "optimizer.population: openai_es samples antithetic pairs; "

@@ -18,8 +18,8 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.optim_state import AdamTraining
-from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
+from wmkit.core.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
+from wmkit.nn.optim_state import AdamTraining
 
 
 class GRUGaussianOptions(MemoryOptions):

@@ -13,8 +13,8 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.errors import WmkitError
-from wmkit.protocols import ControllerOptions
+from wmkit.core.errors import WmkitError
+from wmkit.core.protocols import ControllerOptions
 
 Squash = Literal["affine", "clip"]
 

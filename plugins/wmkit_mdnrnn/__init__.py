@@ -20,8 +20,8 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.optim_state import AdamTraining
-from wmkit.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
+from wmkit.core.protocols import MemoryOptions, Prediction, SequenceBatch, masked_mean
+from wmkit.nn.optim_state import AdamTraining
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 

@@ -28,8 +28,8 @@ from torch import nn
 from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 
 import wmkit
-from wmkit.optim_state import AdamTraining
-from wmkit.protocols import Prediction, SequenceBatch
+from wmkit.core.protocols import Prediction, SequenceBatch
+from wmkit.nn.optim_state import AdamTraining
 
 
 class MDNRNNEnsembleOptions(MDNRNNOptions):

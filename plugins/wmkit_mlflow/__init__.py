@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wmkit.errors import WmkitError
-from wmkit.hookspecs import hookimpl
-from wmkit.sinks import MetricSink
+from wmkit.core.errors import WmkitError
+from wmkit.core.hookspecs import hookimpl
+from wmkit.record.sinks import MetricSink
 
 # MLflow refuses longer parameter values on some stores; the recipe stays whole in the run
 # directory.

@@ -15,7 +15,7 @@ from torch import nn
 from wmkit_linear import BoxSquash, FlatParams, Squash
 
 import wmkit
-from wmkit.protocols import ControllerOptions
+from wmkit.core.protocols import ControllerOptions
 
 
 class MLPControllerOptions(ControllerOptions):

@@ -39,9 +39,9 @@ from typing import Any
 from pydantic import Field, model_validator
 
 import wmkit
-from wmkit.errors import WmkitError
-from wmkit.executor import WorkerFailure
-from wmkit.protocols import ExecutorOptions
+from wmkit.core.errors import WmkitError
+from wmkit.core.protocols import ExecutorOptions
+from wmkit.rollouts.executor import WorkerFailure
 
 log = logging.getLogger("wmkit.executor")
 

@@ -30,7 +30,9 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.distributions import (
+from wmkit.core.errors import WmkitError
+from wmkit.core.protocols import ObservationBatch, Prediction, State, WorldModelOptions
+from wmkit.nn.distributions import (
     TwoHot,
     categorical_kl,
     sample_one_hot,
@@ -38,9 +40,7 @@ from wmkit.distributions import (
     symlog,
     unimix_probs,
 )
-from wmkit.errors import WmkitError
-from wmkit.optim_state import load_optimizer_tensors, optimizer_tensors
-from wmkit.protocols import ObservationBatch, Prediction, State, WorldModelOptions
+from wmkit.nn.optim_state import load_optimizer_tensors, optimizer_tensors
 
 
 class RSSMOptions(WorldModelOptions):

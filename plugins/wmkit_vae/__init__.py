@@ -20,9 +20,9 @@ from pydantic import Field
 from torch import nn
 
 import wmkit
-from wmkit.errors import WmkitError
-from wmkit.optim_state import AdamTraining
-from wmkit.protocols import VisionOptions
+from wmkit.core.errors import WmkitError
+from wmkit.core.protocols import VisionOptions
+from wmkit.nn.optim_state import AdamTraining
 
 
 class ConvVAEOptions(VisionOptions):

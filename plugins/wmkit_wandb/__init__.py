@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from wmkit.errors import WmkitError
-from wmkit.hookspecs import hookimpl
-from wmkit.sinks import MetricSink
+from wmkit.core.errors import WmkitError
+from wmkit.core.hookspecs import hookimpl
+from wmkit.record.sinks import MetricSink
 
 
 class WandbSink(MetricSink):

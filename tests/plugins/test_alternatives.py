@@ -10,9 +10,9 @@ from wmkit_gru import GRUGaussian, GRUGaussianOptions
 from wmkit_linear import LinearController, LinearControllerOptions
 from wmkit_mlp import MLPController, MLPControllerOptions
 
-from wmkit.dream import batched_act
-from wmkit.errors import WmkitError
-from wmkit.protocols import SequenceBatch
+from wmkit.core.errors import WmkitError
+from wmkit.core.protocols import SequenceBatch
+from wmkit.dreams.rollout import batched_act
 
 LOW = np.array([-1.0, 0.0, 0.0], np.float32)
 HIGH = np.ones(3, np.float32)

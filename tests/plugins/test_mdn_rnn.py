@@ -3,7 +3,7 @@ import math
 import torch
 from wmkit_mdnrnn import MDNRNN, MDNRNNOptions, mdn_log_prob
 
-from wmkit.protocols import Prediction
+from wmkit.core.protocols import Prediction
 
 
 def test_mixture_log_likelihood_matches_a_hand_computation():
@@ -76,7 +76,7 @@ def test_temperature_scales_the_spread_of_samples():
 
 def test_training_learns_a_deterministic_sequence():
     torch.manual_seed(0)
-    from wmkit.protocols import SequenceBatch
+    from wmkit.core.protocols import SequenceBatch
 
     m = MDNRNN(MDNRNNOptions(hidden=32, gaussians=2, learning_rate=1e-2), 2, 1)
     t = torch.arange(12).float()

@@ -10,7 +10,7 @@ import torch
 from wmkit_gru import GRUGaussian, GRUGaussianOptions
 from wmkit_mdnrnn import MDNRNN, MDNRNNOptions
 
-from wmkit.protocols import SequenceBatch
+from wmkit.core.protocols import SequenceBatch
 
 # The MDN's gradient clip is raised from the paper's 1.0: on this toy the latent NLL's
 # gradient is large at every step, and under a clip of 1.0 the done head needs hundreds of

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import at_least, handle_errors
-from wmkit.errors import WmkitError
-from wmkit.scores import PIPELINE_EVALUATION
+from wmkit.core.errors import WmkitError
+from wmkit.storage.scores import PIPELINE_EVALUATION
 
 
 @handle_errors
@@ -36,8 +36,8 @@ def compare(
     from rich.markup import escape
     from rich.table import Table
 
-    from wmkit import compare as cmp
-    from wmkit.fileio import atomic_write_text
+    from wmkit.results import compare as cmp
+    from wmkit.storage.fileio import atomic_write_text
 
     at_least("--reps", reps, 10)
     at_least("--seed", seed, 0)

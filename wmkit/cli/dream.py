@@ -9,10 +9,10 @@ import typer
 
 from wmkit.cli.errors import TRUST_PLUGINS_HELP, at_least, handle_errors
 from wmkit.cli.runs import open_run
-from wmkit.errors import WmkitError
-from wmkit.plugins import get_registry
-from wmkit.progress import console
-from wmkit.recipe import load_recipe
+from wmkit.core.errors import WmkitError
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import load_recipe
+from wmkit.record.progress import console
 
 
 class Device(str, Enum):
@@ -51,11 +51,11 @@ def dream(
     """Roll the world model forward in imagination and decode every latent to a frame."""
     import torch
 
-    from wmkit.checkpoint import exists as checkpoint_exists
-    from wmkit.components import build_trained, resolve_device
-    from wmkit.dream_video import imagine
-    from wmkit.envs import env_spec, make_env
-    from wmkit.policies import recipe_policy
+    from wmkit.dreams.film import imagine
+    from wmkit.rollouts.components import build_trained, resolve_device
+    from wmkit.rollouts.envs import env_spec, make_env
+    from wmkit.rollouts.policies import recipe_policy
+    from wmkit.storage.checkpoint import exists as checkpoint_exists
 
     at_least("--steps", steps, 1)
     at_least("--temperature", temperature, 0, strict=True)
@@ -76,8 +76,8 @@ def dream(
     if wants_controller and not checkpoint_exists(run.checkpoints / "controller"):
         raise WmkitError(f"{root}: no trained controller yet; use --policy random")
     if recipe.world_model is not None:  # a world model trained as one piece (online)
-        from wmkit.imagination import imagine_video
-        from wmkit.online import trained_parts
+        from wmkit.dreams.imagination import imagine_video
+        from wmkit.pipelines.online import trained_parts
 
         spec = env_spec(env)
         if temperature is not None:
@@ -140,8 +140,8 @@ def dream(
 
 def _write(run, result, side_by_side: bool, policy, seed: int, tau: float, out) -> None:
     """The video and its strip of stills, and one line on how the dream went."""
-    from wmkit.dream_video import compose
-    from wmkit.video import write_strip, write_video
+    from wmkit.dreams.film import compose
+    from wmkit.record.video import write_strip, write_video
 
     frames = compose(result)
     kind = "side_by_side" if side_by_side else "dream"

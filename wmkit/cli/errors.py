@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from wmkit.errors import WmkitError
-from wmkit.fileio import DISK_ERRORS, disk_error
+from wmkit.core.errors import WmkitError
+from wmkit.storage.fileio import DISK_ERRORS, disk_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import typer
 
-from wmkit import scores
 from wmkit.cli.errors import TRUST_PLUGINS_HELP, at_least, handle_errors
 from wmkit.cli.runs import open_run
-from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_json
-from wmkit.plugins import get_registry
-from wmkit.progress import console
-from wmkit.recipe import load_recipe
+from wmkit.core.errors import WmkitError
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import load_recipe
+from wmkit.record.progress import console
+from wmkit.storage import scores
+from wmkit.storage.fileio import atomic_write_json
 
 
 class PolicyChoice(str, Enum):
@@ -51,9 +51,9 @@ def eval_(
     trust_plugins: bool = typer.Option(False, "--trust-plugins", help=TRUST_PLUGINS_HELP),
 ) -> None:
     """Evaluate a run in the real environment: mean, std, min, max and every return."""
-    from wmkit.checkpoint import exists as checkpoint_exists
-    from wmkit.pipeline import make_context, pipeline_of
-    from wmkit.stages.evaluate import evaluate
+    from wmkit.pipelines.runner import make_context, pipeline_of
+    from wmkit.pipelines.stages.evaluate import evaluate
+    from wmkit.storage.checkpoint import exists as checkpoint_exists
 
     at_least("--episodes", episodes, 1)
     at_least("--workers", workers, 0)

@@ -29,8 +29,8 @@ def export(
 ) -> None:
     """Export V, M and C (no data, no optimizer state), the recipe, start latents, scores and
     checksums; 'wmkit eval/dream/gap --checkpoint DEST' then need nothing else."""
-    from wmkit.zoo import LIMIT_BYTES
-    from wmkit.zoo import export as do_export
+    from wmkit.storage.zoo import LIMIT_BYTES
+    from wmkit.storage.zoo import export as do_export
 
     entry = do_export(run, dest, dtype.value)
     size = entry["total_bytes"]

@@ -8,11 +8,11 @@ import typer
 
 from wmkit.cli.errors import TRUST_PLUGINS_HELP, at_least, handle_errors
 from wmkit.cli.runs import open_run
-from wmkit.errors import WmkitError
-from wmkit.fileio import atomic_write_json
-from wmkit.plugins import get_registry
-from wmkit.progress import console
-from wmkit.recipe import load_recipe
+from wmkit.core.errors import WmkitError
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import load_recipe
+from wmkit.record.progress import console
+from wmkit.storage.fileio import atomic_write_json
 
 
 @handle_errors
@@ -35,11 +35,11 @@ def gap(
     trust_plugins: bool = typer.Option(False, "--trust-plugins", help=TRUST_PLUGINS_HELP),
 ) -> None:
     """Does the dream rank behaviours as reality does? Run this before training C in a dream."""
-    from wmkit.checkpoint import exists as checkpoint_exists
-    from wmkit.components import build_trained
-    from wmkit.gap import default_policies, measure_gap, to_dict
-    from wmkit.pipeline import make_context
-    from wmkit.policies import fixed_policy
+    from wmkit.pipelines.runner import make_context
+    from wmkit.results.gap import default_policies, measure_gap, to_dict
+    from wmkit.rollouts.components import build_trained
+    from wmkit.rollouts.policies import fixed_policy
+    from wmkit.storage.checkpoint import exists as checkpoint_exists
 
     at_least("--episodes", episodes, 2)
     at_least("--temperature", temperature, 0, strict=True)
@@ -81,8 +81,8 @@ def gap(
 
 
 def _world_model_gap(ctx, names: list[str], episodes: int, trained: bool, temperature) -> None:
-    from wmkit.gap import measure_world_model_gap, to_dict
-    from wmkit.online import trained_parts
+    from wmkit.pipelines.online import trained_parts
+    from wmkit.results.gap import measure_world_model_gap, to_dict
 
     recipe = ctx.recipe
     if temperature is not None:
@@ -101,7 +101,7 @@ def _world_model_gap(ctx, names: list[str], episodes: int, trained: bool, temper
 
 
 def _report(rows, out: Path, title: str) -> None:
-    from wmkit.gap import pairs_in_order
+    from wmkit.results.gap import pairs_in_order
 
     console.print(title)
     width = max(len(r.policy) for r in rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
-from wmkit.scaffold import KINDS
+from wmkit.devkit.scaffold import KINDS
 
 # The kinds are the scaffold's templates, so a new template is a new --kind.
 Kind = Enum("Kind", {kind: kind for kind in KINDS}, type=str)
@@ -26,7 +26,7 @@ def new_plugin(
     out: Path = typer.Option(Path("."), "--out", help="Folder to write the folder NAME into."),
 ) -> None:
     """Write an installable plugin package: a working component, its tests and a README."""
-    from wmkit.scaffold import write_plugin
+    from wmkit.devkit.scaffold import write_plugin
 
     plugin = write_plugin(name, kind.value, out)
     typer.echo(f"wrote {plugin.folder}:")

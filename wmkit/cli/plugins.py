@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from wmkit.cli.errors import handle_errors
-from wmkit.plugins import get_plugins
-from wmkit.protocols import ROLES
+from wmkit.core.plugins import get_plugins
+from wmkit.core.protocols import ROLES
 
 
 def options_table(cls: type) -> list[dict]:

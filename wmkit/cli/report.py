@@ -19,8 +19,8 @@ def report(
 ) -> None:
     """Write the run's recipe, stage times, curves, reconstructions, dream strip, evaluation
     histogram and dream-vs-real tables into one HTML file that opens without a server."""
-    from wmkit.fileio import atomic_write_text
-    from wmkit.report import build_report
+    from wmkit.results.report import build_report
+    from wmkit.storage.fileio import atomic_write_text
 
     at_least("--reps", reps, 10)
     page = build_report(run, reps)

@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
-from wmkit.fileio import read_json
-from wmkit.plugins import get_registry
-from wmkit.progress import console
-from wmkit.recipe import Recipe, load_recipe
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import Recipe, load_recipe
+from wmkit.record.progress import console
+from wmkit.storage.fileio import read_json
 
 
 @handle_errors
@@ -42,7 +42,7 @@ def run(
         )
         typer.echo(_eval_line(result))
         return
-    from wmkit.groups import parse_seeds, record_group, seed_dir
+    from wmkit.results.groups import parse_seeds, record_group, seed_dir
 
     wanted = parse_seeds(seeds)
     # Every seed's recipe is validated before the first one starts.
@@ -61,16 +61,16 @@ def run(
 
 
 def _preflight(resolved: Recipe, out: Path) -> None:
-    """The checks ``wmkit run`` makes before it touches a run directory (``wmkit.pipeline``);
+    """The checks ``wmkit run`` makes before it touches a run directory (the runner);
     the seeds of a group differ only in ``seed``, so one seed's answer is every seed's."""
-    from wmkit.pipeline import make_context, preflight
-    from wmkit.rundir import RunDir
+    from wmkit.pipelines.runner import make_context, preflight
+    from wmkit.storage.rundir import RunDir
 
     preflight(make_context(resolved, get_registry(tuple(resolved.plugins)), RunDir(out)))
 
 
 def _run_one(resolved: Recipe, out: Path) -> None:
-    from wmkit.pipeline import run_pipeline
+    from wmkit.pipelines.runner import run_pipeline
 
     run_pipeline(resolved, get_registry(tuple(resolved.plugins)), out)
 

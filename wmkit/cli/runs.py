@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wmkit.errors import WmkitError
-from wmkit.rundir import RunDir, latest_run
+from wmkit.core.errors import WmkitError
+from wmkit.storage.rundir import RunDir, latest_run
 
 
 def _checkpoint_exists(stem: Path) -> bool:
-    from wmkit.checkpoint import exists  # imports torch: only for commands that need V and M
+    from wmkit.storage.checkpoint import (
+        exists,
+    )  # imports torch: only for commands that need V and M
 
     return exists(stem)
 
@@ -21,7 +23,7 @@ def open_run(
     """The run directory, which must hold a recipe, and trained V and M when ``trained``.
     A repair cut short must be finished first, unless ``pending_repair`` (verify does it)."""
     root = checkpoint or latest_run()
-    from wmkit.zoo import is_entry, open_entry
+    from wmkit.storage.zoo import is_entry, open_entry
 
     # A zoo entry is verified and copied to runs/zoo/, where the command may write.
     run = open_entry(root) if is_entry(root) else RunDir(root)

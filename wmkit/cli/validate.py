@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from wmkit.cli.errors import handle_errors
-from wmkit.plugins import get_registry
-from wmkit.recipe import load_recipe
+from wmkit.core.plugins import get_registry
+from wmkit.core.recipe import load_recipe
 
 
 @handle_errors
@@ -19,8 +19,8 @@ def validate(
     """Validate a recipe: every error names the file, the field and the bad value. Then
     build the environment and every component as 'wmkit run' does before any work, so that
     'ok' means the run will start."""
-    from wmkit.pipeline import make_context, preflight
-    from wmkit.rundir import RunDir
+    from wmkit.pipelines.runner import make_context, preflight
+    from wmkit.storage.rundir import RunDir
 
     r = load_recipe(recipe, overrides)
     # Nothing is written: the run directory only gives the context its paths.

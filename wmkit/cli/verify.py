@@ -8,7 +8,7 @@ import typer
 
 from wmkit.cli.errors import handle_errors
 from wmkit.cli.runs import open_run
-from wmkit.errors import WmkitError
+from wmkit.core.errors import WmkitError
 
 # A lost manifest of a 10,000-episode run damages as many latents: list the first few.
 SHOWN = 50
@@ -25,8 +25,8 @@ def verify(
 ) -> None:
     """Verify that a run holds every file its completed stages made, each matching its
     recorded checksum. Imports nothing from the run: its recipe's plugins are not needed."""
-    from wmkit.verify import find_damage, finish_repair
-    from wmkit.verify import repair as do_repair
+    from wmkit.pipelines.verify import find_damage, finish_repair
+    from wmkit.pipelines.verify import repair as do_repair
 
     run = open_run(checkpoint, pending_repair=True)
     root = run.root

@@ -1,0 +1,2 @@
+"""For plugin authors: contract checks (``testing``) and the ``wmkit new-plugin`` scaffold with
+its templates."""
