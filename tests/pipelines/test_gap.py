@@ -12,7 +12,7 @@ from tests.dreams.test_dream import CountingMemory
 from tests.fixtures.blob_env import BlobEnv
 from wmkit.cli import app
 from wmkit.dreams.rollout import dream_rollout
-from wmkit.results.gap import GapRow, PolicyController, default_policies, pairs_in_order
+from wmkit.pipelines.gap import GapRow, PolicyController, default_policies, pairs_in_order
 from wmkit.rollouts.policies import fixed_policy
 
 runner = CliRunner()

@@ -51,8 +51,10 @@ def dream(
     """Roll the world model forward in imagination and decode every latent to a frame."""
     import torch
 
-    from wmkit.dreams.film import imagine
-    from wmkit.rollouts.components import build_trained, resolve_device
+    from wmkit.pipelines.runner import pipeline_of
+    from wmkit.pipelines.stages.base import StageContext
+    from wmkit.record.progress import make_progress
+    from wmkit.rollouts.components import resolve_device
     from wmkit.rollouts.envs import env_spec, make_env
     from wmkit.rollouts.policies import recipe_policy
     from wmkit.storage.checkpoint import exists as checkpoint_exists
@@ -75,64 +77,11 @@ def dream(
     wants_controller = policy is DreamPolicy.controller
     if wants_controller and not checkpoint_exists(run.checkpoints / "controller"):
         raise WmkitError(f"{root}: no trained controller yet; use --policy random")
-    if recipe.world_model is not None:  # a world model trained as one piece (online)
-        from wmkit.dreams.imagination import imagine_video
-        from wmkit.pipelines.online import trained_parts
-
-        spec = env_spec(env)
-        if temperature is not None:
-            raise WmkitError(
-                f"--temperature: {recipe.world_model.name!r} draws its latents as trained; "
-                "it has no temperature"
-            )
-        if spec.vector_obs:
-            raise WmkitError(
-                f"{root}: {recipe.env.id} is observed as state vectors; there are no frames "
-                "to film (use 'wmkit gap' to compare dream and reality)"
-            )
-        world_model, actor = trained_parts(
-            recipe, registry, spec, run.checkpoints, dev, wants_controller
-        )
-        with console.status("dreaming"):
-            result = imagine_video(
-                env,
-                world_model,
-                actor,
-                spec.action_dim,
-                steps,
-                seed,
-                side_by_side,
-                random,
-                recipe.dream.done_threshold,
-                dev,
-                sample_ends=recipe.dream.ends == "sample",
-            )
-        env.close()
-        _write(run, result, side_by_side, policy, seed, tau, out)
-        return
-    vision, memory, controller = build_trained(
-        recipe,
-        registry,
-        env_spec(env),
-        run.checkpoints,
-        device=dev,
-        controller=policy is DreamPolicy.controller,
-    )
-    if wants_controller and isinstance(controller, torch.nn.Module):
-        controller.to(dev)
+    ctx = StageContext(recipe, registry, run, torch.device(dev), env_spec(env), make_progress())
+    pipeline = pipeline_of(recipe, registry)
     with console.status("dreaming"):
-        result = imagine(
-            env,
-            vision,
-            memory,
-            controller,
-            steps,
-            tau,
-            seed,
-            side_by_side,
-            random,
-            recipe.dream.done_threshold,
-            dev,
+        result = pipeline.dream_film(
+            ctx, env, steps, temperature, seed, side_by_side, random, wants_controller
         )
     env.close()
     _write(run, result, side_by_side, policy, seed, tau, out)

@@ -75,20 +75,14 @@ def eval_(
         )
     ctx = make_context(recipe, get_registry(tuple(recipe.plugins)), run)
     pipeline = pipeline_of(recipe, ctx.registry)
-    # A pipeline may play its own trained agent (the online one's: a world model and an actor).
-    own = getattr(pipeline, "evaluate", None)
-    partial = getattr(pipeline, "evaluate_in_progress", None)
-    if in_progress and partial is None:
-        raise WmkitError(
-            f"--in-progress: pipeline {recipe.pipeline.name!r} keeps no in-progress "
-            "checkpoint of its controller to score"
-        )
     progress: dict[str, int] | None = None
     with ctx.progress:
         if in_progress:
-            result, progress = partial(ctx, episodes, seed)
-        elif policy is PolicyChoice.controller and own is not None:
-            result = own(ctx, episodes, seed)
+            result, progress = pipeline.evaluate_in_progress(ctx, episodes, seed)
+        elif policy is PolicyChoice.controller:
+            # The pipeline plays its own trained agent (the online one's: a world model and
+            # an actor; the paper's: V, M and C in the workers).
+            result = pipeline.evaluate(ctx, episodes, seed, run.videos if video else None)
         else:
             result = evaluate(
                 ctx, policy.value, episodes, seed, video_dir=run.videos if video else None

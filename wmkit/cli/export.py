@@ -29,10 +29,17 @@ def export(
 ) -> None:
     """Export V, M and C (no data, no optimizer state), the recipe, start latents, scores and
     checksums; 'wmkit eval/dream/gap --checkpoint DEST' then need nothing else."""
+    from wmkit.core.plugins import get_registry
     from wmkit.storage.zoo import LIMIT_BYTES
     from wmkit.storage.zoo import export as do_export
 
-    entry = do_export(run, dest, dtype.value)
+    def exportable(pipeline: str) -> bool:
+        """Whether the pipeline's agent is what an entry holds (unknown pipelines: no)."""
+        registry = get_registry(())
+        known = pipeline in registry.components["pipeline"]
+        return known and registry.get("pipeline", pipeline).exportable
+
+    entry = do_export(run, dest, dtype.value, exportable)
     size = entry["total_bytes"]
     typer.echo(f"exported {run} -> {dest}: {len(entry['files'])} files, {size / 2**20:.1f} MiB")
     if size > LIMIT_BYTES:

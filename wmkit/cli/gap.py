@@ -35,9 +35,8 @@ def gap(
     trust_plugins: bool = typer.Option(False, "--trust-plugins", help=TRUST_PLUGINS_HELP),
 ) -> None:
     """Does the dream rank behaviours as reality does? Run this before training C in a dream."""
-    from wmkit.pipelines.runner import make_context
-    from wmkit.results.gap import default_policies, measure_gap, to_dict
-    from wmkit.rollouts.components import build_trained
+    from wmkit.pipelines.gap import default_policies, to_dict
+    from wmkit.pipelines.runner import make_context, pipeline_of
     from wmkit.rollouts.policies import fixed_policy
     from wmkit.storage.checkpoint import exists as checkpoint_exists
 
@@ -64,44 +63,18 @@ def gap(
                 fixed_policy(name, spec.action_low, spec.action_high, 0)
             except WmkitError as exc:
                 raise WmkitError(f"--policy {exc}") from None
-    if recipe.world_model is not None:  # a world model trained as one piece (online)
-        _world_model_gap(ctx, names, episodes, trained, temperature)
-        return
-    tau = recipe.dream.temperature if temperature is None else temperature
-    _, memory, controller = build_trained(
-        recipe, registry, spec, run.checkpoints, device=str(ctx.device), controller=trained
+    rows, tau = pipeline_of(recipe, registry).measure_gap(
+        ctx, names, episodes, temperature, trained
     )
-    if hasattr(controller, "to"):
-        controller.to(ctx.device)
-    with ctx.progress:
-        rows = measure_gap(ctx, memory, controller, names, episodes, tau)
-    out = run.root / "evals" / f"gap_tau{tau:g}_n{episodes}.json"
+    dream = f"tau{tau:g}_" if tau is not None else ""
+    out = run.root / "evals" / f"gap_{dream}n{episodes}.json"
     atomic_write_json(out, to_dict(rows, tau, episodes))
-    _report(rows, out, f"dream at tau {tau:g} vs real, {episodes} episodes each:")
-
-
-def _world_model_gap(ctx, names: list[str], episodes: int, trained: bool, temperature) -> None:
-    from wmkit.pipelines.online import trained_parts
-    from wmkit.results.gap import measure_world_model_gap, to_dict
-
-    recipe = ctx.recipe
-    if temperature is not None:
-        raise WmkitError(
-            f"--temperature: {recipe.world_model.name!r} draws its latents as trained; it "
-            "has no temperature"
-        )
-    world_model, actor = trained_parts(
-        recipe, ctx.registry, ctx.spec, ctx.run.checkpoints, ctx.device, trained
-    )
-    with ctx.progress:
-        rows = measure_world_model_gap(ctx, world_model, actor, names, episodes)
-    out = ctx.run.root / "evals" / f"gap_n{episodes}.json"
-    atomic_write_json(out, to_dict(rows, None, episodes))
-    _report(rows, out, f"dream vs real, {episodes} episodes each:")
+    at = f" at tau {tau:g}" if tau is not None else ""
+    _report(rows, out, f"dream{at} vs real, {episodes} episodes each:")
 
 
 def _report(rows, out: Path, title: str) -> None:
-    from wmkit.results.gap import pairs_in_order
+    from wmkit.pipelines.gap import pairs_in_order
 
     console.print(title)
     width = max(len(r.policy) for r in rows)

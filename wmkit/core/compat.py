@@ -64,7 +64,7 @@ MOVED: dict[str, str] = {
     "wmkit.groups": "wmkit.results.groups",
     "wmkit.compare": "wmkit.results.compare",
     "wmkit.report": "wmkit.results.report",
-    "wmkit.gap": "wmkit.results.gap",
+    "wmkit.gap": "wmkit.pipelines.gap",
     "wmkit.testing": "wmkit.devkit.testing",
     "wmkit.scaffold": "wmkit.devkit.scaffold",
     "wmkit.stages": "wmkit.pipelines.stages",

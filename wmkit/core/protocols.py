@@ -471,11 +471,24 @@ class Pipeline(Protocol):
     by evolution) or ``online`` (a world model and an actor trained as it plays).
 
     Built as ``Pipeline(options)``. ``roles`` maps each role its recipes fill to that role's
-    default component; a recipe block of any other role is an error."""
+    default component; a recipe block of any other role is an error.
+
+    Besides its stages, a pipeline answers everything the commands ask of a run, so that no
+    command needs to know which pipeline it holds: the order of its stages without a
+    recipe's plugins (``wmkit verify``), its trained agent's real score, finished or in
+    progress (``wmkit eval``), its dream as a film (``wmkit dream``) and next to reality
+    (``wmkit gap``), and whether a zoo entry can hold its agent (``wmkit export``).
+    ``wmkit.pipelines.base.BasePipeline`` gives each a default; docs/pipelines.md walks
+    through a small pipeline."""
 
     name: ClassVar[str]
     Options: ClassVar[type[PipelineOptions]]
     roles: ClassVar[dict[str, str]]
+    # Episodes keep the observation after their last action (a world model trained on
+    # whole transitions learns from it that the episode ended there).
+    record_last_frame: ClassVar[bool]
+    # A zoo entry holds V, M and C: True when the trained agent is exactly those.
+    exportable: ClassVar[bool]
 
     def stages(self, recipe: Any) -> list[tuple[str, Callable[[Any], dict[str, Any]]]]:
         """The stages to run, in order, each a function of the ``StageContext``."""
@@ -483,6 +496,51 @@ class Pipeline(Protocol):
     def preflight(self, ctx: Any) -> None:
         """Build every component once, untrained, so that parts that do not fit together
         fail before any long work (``wmkit run`` and ``wmkit validate``)."""
+
+    @classmethod
+    def stage_order(cls, layout: Any) -> list[str] | None:
+        """The names of ``stages`` in order, from a recipe's core blocks alone (``layout``
+        has ``collect`` and ``iterate``): ``wmkit verify`` reads a run without importing the
+        plugins its recipe names. None if they cannot be known so."""
+
+    def evaluate(
+        self, ctx: Any, episodes: int | None, seed: int | None, video_dir: Any = None
+    ) -> Any:
+        """The trained agent over ``episodes`` real episodes from ``seed`` (``eval``'s
+        defaults when None): an ``EvalResult`` (``wmkit eval``)."""
+
+    def evaluate_in_progress(
+        self, ctx: Any, episodes: int | None, seed: int | None
+    ) -> tuple[Any, dict[str, int]]:
+        """The agent as a run still training last saved it, and how far it had come
+        (``wmkit eval --in-progress``); a ``WmkitError`` if the pipeline keeps no such
+        checkpoint."""
+
+    def dream_film(
+        self,
+        ctx: Any,
+        env: Any,
+        steps: int,
+        temperature: float | None,
+        seed: int,
+        side_by_side: bool,
+        random: Any,
+        controller: bool,
+    ) -> Any:
+        """``steps`` dreamed steps from the first real frame of the episode ``seed``, every
+        one decoded to a frame, with the trained controller's actions (``controller``) or
+        ``random``'s: a ``dreams.film.Imagination`` (``wmkit dream``)."""
+
+    def measure_gap(
+        self,
+        ctx: Any,
+        policies: list[str],
+        episodes: int,
+        temperature: float | None,
+        controller: bool,
+    ) -> tuple[list[Any], float | None]:
+        """Each policy (``controller`` for the trained one) in the dream and in reality:
+        ``GapRow``s, and the dream's temperature, None if it has none (``wmkit gap``)."""
 
 
 @dataclass(frozen=True)

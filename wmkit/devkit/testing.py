@@ -247,6 +247,8 @@ def check_pipeline(pipeline: Pipeline, recipe) -> None:
     assert stages and len(set(names)) == len(names), "stage names must be distinct"
     assert all(callable(fn) for _, fn in stages), "every stage must be callable"
     assert all(isinstance(v, str) and v for v in pipeline.roles.values()), "role defaults"
+    order = type(pipeline).stage_order(recipe)  # a recipe has the core blocks a layout has
+    assert order is None or order == names, "stage_order must name the stages, in order"
 
 
 def check_env(env, steps: int = 5, seed: int = 0) -> None:

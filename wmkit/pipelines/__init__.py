@@ -1,2 +1,3 @@
-"""Pipelines: the runner that walks any pipeline's stages, the paper's ``ha`` pipeline, the
-``online`` pipeline, ``verify``, and the stages in ``stages/``."""
+"""Pipelines: the runner that walks any pipeline's stages, the defaults of the protocol
+(``base``), the paper's ``ha`` pipeline, the ``online`` pipeline, the dream-reality gap,
+``verify``, and the stages in ``stages/``."""

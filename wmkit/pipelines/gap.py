@@ -10,6 +10,7 @@ spent, and shows afterwards which way a trained controller was misled.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wmkit.core.protocols import Controller, GradientController, Memory, WorldModel
+from wmkit.core.protocols import Controller, Memory
 from wmkit.core.seeding import derive_seed
 from wmkit.pipelines.stages.base import StageContext
 from wmkit.pipelines.stages.evaluate import EvalResult, dream_from_starts, evaluate
@@ -98,6 +99,17 @@ def gap_row(name: str, dream: Any, real: EvalResult) -> GapRow:
     )
 
 
+def measure(
+    policies: list[str],
+    dream: Callable[[str], Any],
+    real: Callable[[str], EvalResult],
+) -> list[GapRow]:
+    """Every policy in the dream and in the real environment, in that order for each policy
+    (``dream(name)`` gives its dreamed episodes' ``returns`` and ``steps``, ``real(name)`` its
+    real ones). The pipeline supplies both: its ``measure_gap`` says how it dreams."""
+    return [gap_row(name, dream(name), real(name)) for name in policies]
+
+
 def measure_gap(
     ctx: StageContext,
     memory: Memory,
@@ -106,50 +118,14 @@ def measure_gap(
     episodes: int,
     temperature: float,
 ) -> list[GapRow]:
-    """Every policy in the dream (at ``temperature``) and in the real environment, the real
-    episodes on the same seeds for every policy."""
-    rows = []
+    """``measure`` for a Memory (the paper's M): each policy dreamed at ``temperature`` from
+    the same real starts, and played in reality on the same seeds for every policy."""
     starts = start_latents(ctx, ctx.device)
-    for name in policies:
-        dream = dream_returns(ctx, memory, controller, name, episodes, temperature, starts)
-        rows.append(gap_row(name, dream, evaluate(ctx, name, episodes)))
-    return rows
-
-
-def measure_world_model_gap(
-    ctx: StageContext,
-    world_model: WorldModel,
-    actor: GradientController | None,
-    policies: list[str],
-    episodes: int,
-) -> list[GapRow]:
-    """``measure_gap`` for a world model trained as one piece (pipeline ``online``): each
-    policy's dreams start from the world model's state after a real first observation of
-    the run's episodes (the same ones for every policy), and ``controller`` is the actor's
-    most likely actions, in the dream and in the game."""
-    from wmkit.dreams.imagination import first_observations, imagine_episodes, start_states
-    from wmkit.pipelines.online import evaluate_actor
-
-    cfg, rows = ctx.recipe.dream, []
-    observations = first_observations(ctx.run)
-    for name in policies:
-        gen = torch.Generator().manual_seed(derive_seed(ctx.recipe.seed, "gap"))
-        state = start_states(
-            world_model, observations, ctx.spec.action_dim, episodes, gen, ctx.device
-        )
-        if name == "controller":
-            act = actor.act
-        else:
-            act = policy_controller(ctx, name, episodes).act
-        torch.manual_seed(derive_seed(ctx.recipe.seed, "gap dream"))
-        dream = imagine_episodes(
-            world_model, act, state, cfg.max_steps, cfg.done_threshold, cfg.ends == "sample"
-        )
-        real = (
-            evaluate_actor(ctx, episodes) if name == "controller" else evaluate(ctx, name, episodes)
-        )
-        rows.append(gap_row(name, dream, real))
-    return rows
+    return measure(
+        policies,
+        lambda name: dream_returns(ctx, memory, controller, name, episodes, temperature, starts),
+        lambda name: evaluate(ctx, name, episodes),
+    )
 
 
 def pairs_in_order(rows: list[GapRow]) -> tuple[int, int]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from wmkit.core.errors import WmkitError
 from wmkit.core.hookspecs import hookimpl
 from wmkit.core.protocols import (
@@ -21,6 +23,9 @@ from wmkit.core.protocols import (
 )
 from wmkit.core.recipe import Recipe
 from wmkit.core.registry import Registry
+from wmkit.dreams.film import Imagination, imagine
+from wmkit.pipelines.base import BasePipeline
+from wmkit.pipelines.gap import GapRow, measure_gap
 from wmkit.pipelines.runner import (  # noqa: F401  0.1's wmkit.pipeline held the runner too
     make_context,
     pipeline_of,
@@ -39,6 +44,7 @@ from wmkit.pipelines.stages.fit_vision import fit_vision
 from wmkit.pipelines.stages.iterate import ControllerTrainer, round_stages
 from wmkit.pipelines.stages.sweep import temperature_sweep
 from wmkit.record import sinks
+from wmkit.rollouts.components import build_trained
 
 Stage = Callable[[StageContext], dict[str, Any]]
 
@@ -78,7 +84,7 @@ class HaPipelineOptions(PipelineOptions):
     ``iterate``...) are the recipe's core blocks."""
 
 
-class HaPipeline:
+class HaPipeline(BasePipeline):
     """The paper's line: collect -> fit V -> encode -> fit M -> fit C by an ask/tell search
     (in the real environment or M's dream) -> evaluate, with the further rounds of
     ``iterate`` before evaluate and the temperature sweep after it."""
@@ -93,8 +99,7 @@ class HaPipeline:
         "executor": "local",
     }
 
-    def __init__(self, options: HaPipelineOptions):
-        self.options = options
+    exportable = True  # its agent is V, M and C: what a zoo entry holds
 
     def stages(self, recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[str, Any]]]]:
         train_c = controller_trainer(recipe)
@@ -104,6 +109,77 @@ class HaPipeline:
 
     def preflight(self, ctx: StageContext) -> None:
         ha_preflight(ctx)
+
+    @classmethod
+    def stage_order(cls, layout: Any) -> list[str]:
+        """The stages' names from the recipe's ``iterate`` block alone: the rounds sit
+        between ``fit_controller`` and ``evaluate``."""
+        names = [name for name, _ in STAGES]
+        cut = names.index("fit_controller") + 1
+        return names[:cut] + [name for name, _ in round_stages(layout)] + names[cut:]
+
+    def dream_film(
+        self,
+        ctx: StageContext,
+        env: Any,
+        steps: int,
+        temperature: float | None,
+        seed: int,
+        side_by_side: bool,
+        random: Any,
+        controller: bool,
+    ) -> Imagination:
+        """M dreams from V's latent of the first real frame, at ``temperature`` (the
+        recipe's ``dream.temperature`` when None), and V decodes every latent."""
+        recipe, device = ctx.recipe, str(ctx.device)
+        tau = recipe.dream.temperature if temperature is None else temperature
+        vision, memory, c = build_trained(
+            recipe,
+            ctx.registry,
+            ctx.spec,
+            ctx.run.checkpoints,
+            device=device,
+            controller=controller,
+        )
+        if controller and isinstance(c, torch.nn.Module):
+            c.to(device)
+        return imagine(
+            env,
+            vision,
+            memory,
+            c,
+            steps,
+            tau,
+            seed,
+            side_by_side,
+            random,
+            recipe.dream.done_threshold,
+            device,
+        )
+
+    def measure_gap(
+        self,
+        ctx: StageContext,
+        policies: list[str],
+        episodes: int,
+        temperature: float | None,
+        controller: bool,
+    ) -> tuple[list[GapRow], float]:
+        """M's dream at ``temperature`` (default ``dream.temperature``) against reality."""
+        recipe = ctx.recipe
+        tau = recipe.dream.temperature if temperature is None else temperature
+        _, memory, c = build_trained(
+            recipe,
+            ctx.registry,
+            ctx.spec,
+            ctx.run.checkpoints,
+            device=str(ctx.device),
+            controller=controller,
+        )
+        if hasattr(c, "to"):
+            c.to(ctx.device)
+        with ctx.progress:
+            return measure_gap(ctx, memory, c, policies, episodes, tau), tau
 
 
 @hookimpl

@@ -37,10 +37,19 @@ from wmkit.core.protocols import (
 from wmkit.core.recipe import Recipe
 from wmkit.core.registry import Registry
 from wmkit.core.seeding import derive_seed
+from wmkit.dreams.film import Imagination
+from wmkit.dreams.imagination import (
+    first_observations,
+    imagine_episodes,
+    imagine_video,
+    start_states,
+)
 from wmkit.nn.cuda_graph import request_graph
+from wmkit.pipelines.base import BasePipeline
+from wmkit.pipelines.gap import GapRow, measure, policy_controller
 from wmkit.pipelines.stages.base import StageContext
 from wmkit.pipelines.stages.collect import collect
-from wmkit.pipelines.stages.evaluate import EvalResult
+from wmkit.pipelines.stages.evaluate import EvalResult, evaluate
 from wmkit.record.metrics import MetricsLogger
 from wmkit.rollouts.agent import WorldModelPolicy
 from wmkit.rollouts.components import construct, load_component, save_component
@@ -332,7 +341,7 @@ def evaluate_online(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-class OnlinePipeline:
+class OnlinePipeline(BasePipeline):
     """collect (random) -> train_online (play and train, interleaved) -> evaluate."""
 
     name = "online"
@@ -347,16 +356,22 @@ class OnlinePipeline:
     # whole transitions learns from it that the episode ended there.
     record_last_frame = True
 
-    def __init__(self, options: OnlineOptions):
-        self.options = options
-
     def stages(self, recipe: Recipe) -> list[tuple[str, Any]]:
-        return [("collect", collect), ("train_online", train_online), ("evaluate", evaluate_online)]
+        return [(name, stage) for name, stage in STAGES]
+
+    @classmethod
+    def stage_order(cls, layout: Any) -> list[str]:
+        return [name for name, _ in STAGES]
 
     def evaluate(
-        self, ctx: StageContext, episodes: int | None = None, seed: int | None = None
+        self,
+        ctx: StageContext,
+        episodes: int | None = None,
+        seed: int | None = None,
+        video_dir: Path | None = None,
     ) -> EvalResult:
-        """What ``wmkit eval`` plays for the trained controller."""
+        """What ``wmkit eval`` plays for the trained controller: the actor's most likely
+        actions, the world model tracking the state (no videos are kept)."""
         return evaluate_actor(ctx, episodes, seed)
 
     def evaluate_in_progress(
@@ -367,6 +382,80 @@ class OnlinePipeline:
             ctx.recipe, ctx.registry, ctx.spec, ctx.run.checkpoints
         )
         return evaluate_actor(ctx, episodes, seed, parts=tuple(parts)), progress
+
+    def dream_film(
+        self,
+        ctx: StageContext,
+        env: Any,
+        steps: int,
+        temperature: float | None,
+        seed: int,
+        side_by_side: bool,
+        random: Any,
+        controller: bool,
+    ) -> Imagination:
+        """The world model imagines from its state after the first real observation of the
+        episode ``seed``, and decodes what it believes each step looks like."""
+        recipe, device = ctx.recipe, str(ctx.device)
+        _no_temperature(recipe, temperature)
+        if ctx.spec.vector_obs:
+            raise WmkitError(
+                f"{ctx.run.root}: {recipe.env.id} is observed as state vectors; there are no "
+                "frames to film (use 'wmkit gap' to compare dream and reality)"
+            )
+        world_model, actor = trained_parts(
+            recipe, ctx.registry, ctx.spec, ctx.run.checkpoints, device, controller
+        )
+        return imagine_video(
+            env,
+            world_model,
+            actor,
+            ctx.spec.action_dim,
+            steps,
+            seed,
+            side_by_side,
+            random,
+            recipe.dream.done_threshold,
+            device,
+            sample_ends=recipe.dream.ends == "sample",
+        )
+
+    def measure_gap(
+        self,
+        ctx: StageContext,
+        policies: list[str],
+        episodes: int,
+        temperature: float | None,
+        controller: bool,
+    ) -> tuple[list[GapRow], None]:
+        """Each policy's dreams start from the world model's state after a real first
+        observation of the run's episodes (the same ones for every policy), and
+        ``controller`` is the actor's most likely actions, in the dream and in the game."""
+        recipe, cfg = ctx.recipe, ctx.recipe.dream
+        _no_temperature(recipe, temperature)
+        world_model, actor = trained_parts(
+            recipe, ctx.registry, ctx.spec, ctx.run.checkpoints, ctx.device, controller
+        )
+
+        def dream(name: str) -> Any:
+            gen = torch.Generator().manual_seed(derive_seed(recipe.seed, "gap"))
+            state = start_states(
+                world_model, observations, ctx.spec.action_dim, episodes, gen, ctx.device
+            )
+            act = actor.act if name == "controller" else policy_controller(ctx, name, episodes).act
+            torch.manual_seed(derive_seed(recipe.seed, "gap dream"))
+            return imagine_episodes(
+                world_model, act, state, cfg.max_steps, cfg.done_threshold, cfg.ends == "sample"
+            )
+
+        def real(name: str) -> EvalResult:
+            if name == "controller":
+                return evaluate_actor(ctx, episodes)
+            return evaluate(ctx, name, episodes)
+
+        with ctx.progress:
+            observations = first_observations(ctx.run)
+            return measure(policies, dream, real), None
 
     def preflight(self, ctx: StageContext) -> None:
         from wmkit.core.resources import building
@@ -400,6 +489,22 @@ class OnlinePipeline:
                 f"controller: {recipe.controller.name!r} has no action distribution to train by "
                 "gradients; choose one such as actor"
             )
+
+
+STAGES: list[tuple[str, Any]] = [
+    ("collect", collect),
+    ("train_online", train_online),
+    ("evaluate", evaluate_online),
+]
+
+
+def _no_temperature(recipe: Recipe, temperature: float | None) -> None:
+    """A world model draws its latents as trained: there is no temperature to set."""
+    if temperature is not None:
+        raise WmkitError(
+            f"--temperature: {recipe.world_model.name!r} draws its latents as trained; it "
+            "has no temperature"
+        )
 
 
 @hookimpl

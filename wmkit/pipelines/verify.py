@@ -27,8 +27,9 @@ from typing import Any
 import yaml
 
 from wmkit.core.errors import WmkitError
+from wmkit.core.plugins import get_registry
 from wmkit.core.recipe import CollectConfig, IterateConfig
-from wmkit.pipelines.stages.iterate import episode_round, round_episodes, round_stages
+from wmkit.pipelines.stages.iterate import episode_round, round_episodes
 from wmkit.storage import checkpoint
 from wmkit.storage.fileio import (
     atomic_write_json,
@@ -230,13 +231,16 @@ def _checkpoint_damage(stem: Path) -> str | None:
 
 
 def _next_stage(layout: Any, done: dict[str, Any]) -> str | None:
-    """The stage the next ``wmkit run`` starts with (None when every one is done, or for a
-    pipeline other than the paper's, whose stages are not known without its plugin)."""
-    if layout is None or layout.pipeline != "ha":
+    """The stage the next ``wmkit run`` starts with, in the order the run's pipeline gives
+    (``Pipeline.stage_order``); None when every one is done, or when the pipeline is not
+    installed or cannot tell its order without the recipe's plugins."""
+    if layout is None:
         return None
-    order = ["collect", "fit_vision", "encode", "fit_memory", "fit_controller"]
-    order += [name for name, _ in round_stages(layout)] + ["evaluate", "temperature_sweep"]
-    return next((name for name in order if name not in done), None)
+    registry = get_registry(())  # the installed pipelines; never the recipe's own modules
+    if layout.pipeline not in registry.components["pipeline"]:
+        return None
+    order = registry.get("pipeline", layout.pipeline).stage_order(layout)
+    return next((name for name in order or () if name not in done), None)
 
 
 def _writers(done: dict[str, Any]) -> dict[str, str]:

@@ -1,2 +1,1 @@
-"""What is read from finished runs: groups of seeds, comparisons, the HTML report and the dream-
-reality gap."""
+"""What is read from finished runs: groups of seeds, comparisons and the HTML report."""

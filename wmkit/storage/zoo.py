@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,23 @@ def is_entry(path: Path) -> bool:
     return (Path(path) / ENTRY_FILE).is_file()
 
 
-def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]:
+def pipeline_name(recipe: dict[str, Any]) -> str:
+    """The pipeline a raw recipe names (``ha`` when it names none, as the recipe defaults)."""
+    block = recipe.get("pipeline") or "ha"
+    return block.get("name", "ha") if isinstance(block, dict) else block
+
+
+def export(
+    run_root: Path,
+    dest: Path,
+    dtype: str = "float32",
+    exportable: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
     """Write ``run_root``'s trained agent into the entry folder ``dest``. ``run_root`` may
     itself be an entry (verified first), so that a committed entry can be re-exported in
-    float16 without its run's data."""
+    float16 without its run's data. ``exportable`` says whether a pipeline's agent is what
+    an entry holds (V, M and C); the command asks the pipeline itself
+    (``Pipeline.exportable``)."""
     import torch
 
     from wmkit.storage import checkpoint
@@ -77,9 +91,8 @@ def export(run_root: Path, dest: Path, dtype: str = "float32") -> dict[str, Any]
         raise WmkitError(f"{run_root}: not a wmkit run directory (no recipe.yaml)")
     recipe_bytes = read_regular(run.recipe_path)
     recipe = _recipe(run.recipe_path, recipe_bytes)
-    block = recipe.get("pipeline") or "ha"
-    pipeline = block.get("name", "ha") if isinstance(block, dict) else block
-    if pipeline != "ha":
+    pipeline = pipeline_name(recipe)
+    if exportable is not None and not exportable(pipeline):
         raise WmkitError(
             f"{run_root}: an entry holds the paper pipeline's V, M and C; pipeline "
             f"{pipeline!r} runs cannot be exported yet"

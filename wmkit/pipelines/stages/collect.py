@@ -64,7 +64,7 @@ def _record(ctx: WorkerContext, policy: Policy, seed: int) -> Arrays:
     cfg = ctx.recipe.collect
     # A pipeline whose world model trains on whole transitions keeps the last observation.
     pipeline = ctx.registry.get("pipeline", ctx.recipe.pipeline.name)
-    record_last = getattr(pipeline, "record_last_frame", False)
+    record_last = pipeline.record_last_frame
     episode = run_episode(ctx.env(), policy, seed, cfg.max_steps, record_last=record_last)
     return episode.arrays(skip=cfg.frame_skip_start)
 
