@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from wmkit.cli import app
@@ -124,3 +125,75 @@ def test_missing_file_and_bad_override(tmp_path, tiny_recipe):
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
     with pytest.raises(WmkitError, match="seed: is not a block"):
         load_recipe(tiny_recipe, ["seed.x=1"])
+
+
+def test_extends_merges_blocks_relative_to_the_file(tmp_path):
+    base = {
+        "name": "base",
+        "seed": 4,
+        "collect": {"episodes": 6, "policy": "brownian"},
+        "memory": {"name": "mdn_rnn", "hidden": 32, "gaussians": 3},
+        "eval": {"episodes": 7},
+    }
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "base.yaml").write_text(yaml.safe_dump(base))
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: presets/base.yaml\nmemory: {hidden: 64}\ncollect: {episodes: 9}\n")
+    r = load_recipe(child)
+    assert r.name == "child"  # a recipe is named by its own file, never its base's
+    assert (r.seed, r.collect.episodes, r.collect.policy, r.eval.episodes) == (4, 9, "brownian", 7)
+    assert (r.memory.options.hidden, r.memory.options.gaussians) == (64, 3)
+    # The same recipe written out in full resolves to the same content and digest.
+    full = tmp_path / "child_full.yaml"
+    full.write_text(yaml.safe_dump({**base, **r.to_dict(), "name": "child"}))
+    assert load_recipe(full).to_dict() == r.to_dict()
+    assert load_recipe(full).digest() == r.digest()
+
+
+def test_extends_chains_and_lists_replace(tmp_path):
+    (tmp_path / "a.yaml").write_text("dream: {sweep: [0.5, 1.0], temperature: 1.2}\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\ndream: {sweep: [1.3]}\n")
+    (tmp_path / "c.yaml").write_text("extends: b.yaml\nseed: 2\n")
+    r = load_recipe(tmp_path / "c.yaml")
+    assert r.dream.sweep == [1.3] and r.dream.temperature == 1.2 and r.seed == 2
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"a.yaml": "extends: a.yaml\n"}, "extends: recipes extend each other: a.yaml -> a.yaml"),
+        (
+            {"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"},
+            "extends: recipes extend each other: a.yaml -> b.yaml -> a.yaml",
+        ),
+        ({"a.yaml": "extends: missing.yaml\n"}, "extends: no recipe file"),
+        ({"a.yaml": "extends: [b.yaml]\n"}, "extends: must be the path of a recipe file"),
+    ],
+)
+def test_bad_extends_is_one_line_and_exit_code_2(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = runner.invoke(app, ["validate", str(tmp_path / "a.yaml")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_a_runs_recipe_extends_nothing(tmp_path):
+    (tmp_path / "base.yaml").write_text("seed: 1\n")
+    run_recipe = tmp_path / "recipe.yaml"
+    run_recipe.write_text("extends: base.yaml\n")
+    with pytest.raises(RecipeError, match="extends: a run's recipe is complete"):
+        load_recipe(run_recipe, trust_plugins=False)
+
+
+def test_shipped_recipes_that_extend_resolve_in_full(tmp_path):
+    """The recipe a run writes (to_dict) is complete: read back, it needs no base file."""
+    extending = [p for p in RECIPES if "extends:" in p.read_text()]
+    assert len(extending) >= 5
+    for path in extending:
+        r = load_recipe(path)
+        written = tmp_path / f"{path.stem}.yaml"
+        written.write_text(yaml.safe_dump(r.to_dict()))
+        assert load_recipe(written, trust_plugins=False).digest() == r.digest()

@@ -467,6 +467,44 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` laid over ``base``: blocks (mappings) merge key by key, at any depth;
+    any other value, lists included, replaces the base's."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_recipe_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file's data with its ``extends:`` resolved: the named recipe (a path relative
+    to this file) is read first, recursively, and this file's blocks are laid over it
+    (``merge``). ``name`` is never inherited: a recipe is named by its own file. A recipe
+    that extends itself, directly or not, is one line naming the chain."""
+    path = Path(path)
+    data = read_yaml(path)
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str) or not base_name:
+        raise RecipeError(str(path), [("extends", "must be the path of a recipe file", base_name)])
+    base_path = path.parent / base_name
+    chain = (*_seen, path.resolve())
+    if base_path.resolve() in chain:
+        cycle = " -> ".join(p.name for p in (*chain, base_path.resolve()))
+        raise RecipeError(
+            str(path), [("extends", f"recipes extend each other: {cycle}", base_name)]
+        )
+    if not base_path.is_file():
+        raise RecipeError(str(path), [("extends", f"no recipe file {base_path}", base_name)])
+    base = read_recipe_file(base_path, chain)
+    base.pop("name", None)
+    return merge(base, data)
+
+
 def resolve_recipe(data: dict[str, Any], registry: Registry, source: str = "<recipe>") -> Recipe:
     """Validate plain data into a Recipe, collecting every problem before raising."""
     data = dict(data)
@@ -558,7 +596,14 @@ def load_recipe(
     anywhere: its ``plugins:`` are then refused unless each is an installed plugin's module,
     so that reading it imports (runs) nothing new."""
     path = Path(path)
-    data = read_yaml(path)
+    if trust_plugins:
+        data = read_recipe_file(path)
+    else:  # a run's recipe is written complete: one that extends a file is not a run's
+        data = read_yaml(path)
+        if "extends" in data:
+            raise RecipeError(
+                str(path), [("extends", "a run's recipe is complete; it extends nothing", _MISSING)]
+            )
     data.setdefault("name", path.stem)
     apply_overrides(data, overrides or [], str(path))
     if not trust_plugins:
