@@ -35,12 +35,12 @@ import torch
 
 from wmkit.core.plugins import get_registry
 from wmkit.core.recipe import load_recipe
-from wmkit.pipelines.online import build_agent_parts
 from wmkit.pipelines.runner import make_context
 from wmkit.rollouts.agent import WorldModelPolicy
 from wmkit.rollouts.envs import make_env
 from wmkit.rollouts.episode import run_episode
 from wmkit.rollouts.policies import recipe_policy
+from wmkit.rollouts.world_model_agent import build_agent_parts
 from wmkit.storage.checkpoint import cpu_name
 from wmkit.storage.replay import Replay
 from wmkit.storage.rundir import RunDir

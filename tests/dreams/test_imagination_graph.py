@@ -19,8 +19,8 @@ from wmkit.core.plugins import get_registry
 from wmkit.core.recipe import resolve_recipe
 from wmkit.dreams.memory_world_model import MemoryDream
 from wmkit.nn.cuda_graph import GraphedFunction, clone_tensors, leaves, request_graph
-from wmkit.pipelines.online import build_agent_parts
 from wmkit.rollouts.envs import env_spec, make_env
+from wmkit.rollouts.world_model_agent import build_agent_parts
 
 pytestmark = pytest.mark.isa  # make test runs these again with torch held to AVX2
 
