@@ -12,7 +12,8 @@ It saves the hour of collection, V and M that a whole ``wmkit run`` would spend 
 OUT gets the source's data as hard links (copies across file systems) and copies of its V
 and M checkpoints (after ``iterate``, the last round's M), and a recipe that is the
 source's with ``iterate`` removed (and C and the optimizer replaced by ``--actor-critic``).
-C is trained by the ``fit_controller`` stage, as in ``wmkit run``. Rerunning the same
+C is trained by the stage the ``ha`` pipeline picks (``fit_controller``, or ``fit_actor`` for a
+gradient optimizer), as in ``wmkit run``. Rerunning the same
 command resumes at the next generation. The source run is only read: its recipe through the
 same validation as ``wmkit run``'s.
 """
@@ -32,8 +33,8 @@ import yaml
 from wmkit.core.errors import WmkitError
 from wmkit.core.plugins import get_registry
 from wmkit.core.recipe import apply_overrides, resolve_recipe
+from wmkit.pipelines.ha import controller_trainer
 from wmkit.pipelines.runner import make_context
-from wmkit.pipelines.stages.fit_controller import fit_controller
 from wmkit.storage.fileio import read_regular
 from wmkit.storage.rundir import RunDir
 
@@ -103,7 +104,7 @@ def main() -> None:
     run.init(recipe)  # a rerun with another recipe is refused here
     ctx = make_context(recipe, registry, run)
     with ctx.progress:
-        print(fit_controller(ctx))
+        print(controller_trainer(recipe)(ctx))  # fit_controller, or fit_actor by gradients
 
 
 if __name__ == "__main__":
