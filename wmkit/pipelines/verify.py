@@ -41,6 +41,7 @@ from wmkit.storage.fileio import (
 from wmkit.storage.rundir import RunDir
 from wmkit.storage.spans import parse_wrote
 from wmkit.storage.store import RolloutStore
+from wmkit.storage.zoo import pipeline_name
 
 # Which stage writes which checkpoint, for runs whose stages.json predates the stages'
 # own record of it (``checkpoints`` in each stage's entry, which every run now writes).
@@ -95,11 +96,10 @@ def _layout(run: RunDir) -> tuple[Any, Damage | None]:
         data = yaml.safe_load(read_regular(run.recipe_path))
         if not isinstance(data, dict):
             raise ValueError("not a mapping")
-        pipeline = data.get("pipeline") or "ha"
         layout = SimpleNamespace(
             collect=CollectConfig.model_validate(data.get("collect") or {}),
             iterate=IterateConfig.model_validate(data.get("iterate") or {}),
-            pipeline=pipeline.get("name", "ha") if isinstance(pipeline, dict) else pipeline,
+            pipeline=pipeline_name(data),
         )
         return layout, None
     except (WmkitError, yaml.YAMLError, ValueError) as exc:

@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from wmkit.core.errors import WmkitError
+from wmkit.core.recipe import DEFAULT_PIPELINE
 from wmkit.storage.fileio import (
     atomic_write_bytes,
     atomic_write_json,
@@ -63,9 +64,9 @@ def is_entry(path: Path) -> bool:
 
 
 def pipeline_name(recipe: dict[str, Any]) -> str:
-    """The pipeline a raw recipe names (``ha`` when it names none, as the recipe defaults)."""
-    block = recipe.get("pipeline") or "ha"
-    return block.get("name", "ha") if isinstance(block, dict) else block
+    """The pipeline a raw recipe names (the recipe's default when it names none)."""
+    block = recipe.get("pipeline") or DEFAULT_PIPELINE
+    return block.get("name", DEFAULT_PIPELINE) if isinstance(block, dict) else block
 
 
 def export(
