@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wmkit_dmc
-import yaml
 from typer.testing import CliRunner
 from wmkit_dmc import (
     SUITE_TASKS,
@@ -24,7 +23,7 @@ from wmkit_dmc import (
 from wmkit.cli import app
 from wmkit.core.errors import WmkitError
 from wmkit.core.plugins import get_registry
-from wmkit.core.recipe import EnvConfig
+from wmkit.core.recipe import EnvConfig, load_recipe
 from wmkit.devkit.testing import check_env
 from wmkit.rollouts.envs import env_spec, make_env
 
@@ -146,8 +145,8 @@ def test_the_gl_is_chosen_egl_first_then_osmesa_and_named_when_neither_renders(m
 
 
 def test_one_recipe_for_every_task_and_its_pixel_variant_differs_only_in_obs():
-    proprio = yaml.safe_load((RECIPES / "dmc_proprio.yaml").read_text())
-    vision = yaml.safe_load((RECIPES / "dmc_vision.yaml").read_text())
+    proprio = load_recipe(RECIPES / "dmc_proprio.yaml").to_dict()
+    vision = load_recipe(RECIPES / "dmc_vision.yaml").to_dict()
     assert vision.pop("name") == "dmc_vision" and proprio.pop("name") == "dmc_proprio"
     assert vision["env"].pop("kwargs") == {"obs": "pixels"}
     assert proprio["env"].pop("kwargs") == {"obs": "proprio"}
