@@ -339,11 +339,7 @@ def test_wmkit_eval_plays_the_online_pipelines_actor(tmp_path):
         assert len(lines) == 1 and expected in lines[0], refused.output
         (small_run / "checkpoints" / resume.name).write_bytes(resume.read_bytes())
 
-    # A zoo entry holds V, M and C; an online run is refused in one line, nothing written.
-    refused = CliRunner().invoke(app, ["export", str(out), str(tmp_path / "entry")])
-    assert refused.exit_code == 2
-    assert "pipeline 'online' runs cannot be exported yet" in refused.output
-    assert not (tmp_path / "entry").exists()
+    # Online runs export to the zoo too: tests/storage/test_zoo_online.py.
 
 
 def test_dream_video_of_a_world_model_next_to_reality(monkeypatch):

@@ -18,32 +18,40 @@ class Dtype(str, Enum):
 @handle_errors
 def export(
     run: Path = typer.Argument(
-        ..., help="Run directory with trained V, M and C, or a zoo entry to re-export."
+        ...,
+        help="Run directory with a trained agent (V, M and C; or a world model and an actor), "
+        "or a zoo entry to re-export.",
     ),
     dest: Path = typer.Argument(..., help="Entry folder to write, e.g. zoo/carracing_quick."),
     dtype: Dtype = typer.Option(
         Dtype.float32,
         "--dtype",
-        help="V's and M's weights as float32 (exact) or float16 (half the size); C stays exact.",
+        help="Weights as float32 (exact) or float16 (half the size); C or the actor stays exact.",
     ),
 ) -> None:
-    """Export V, M and C (no data, no optimizer state), the recipe, start latents, scores and
-    checksums; 'wmkit eval/dream/gap --checkpoint DEST' then need nothing else."""
+    """Export the trained agent (V, M and C; or the world model and the actor), without data or
+    optimizer state, with the recipe, dreams' start states, scores and checksums; 'wmkit
+    eval/dream/gap --checkpoint DEST' then need nothing else."""
     from wmkit.core.plugins import get_registry
-    from wmkit.storage.zoo import LIMIT_BYTES
+    from wmkit.storage.zoo import LIMIT_BYTES, WEIGHTS
     from wmkit.storage.zoo import export as do_export
 
-    def exportable(pipeline: str) -> bool:
-        """Whether the pipeline's agent is what an entry holds (unknown pipelines: no)."""
+    def weights_of(pipeline: str) -> tuple[str, ...]:
+        """The checkpoints the pipeline's agent consists of (unknown pipelines: none). A
+        pipeline written before ``zoo_weights`` that says ``exportable`` holds V, M and C."""
         registry = get_registry(())
-        known = pipeline in registry.components["pipeline"]
-        return known and registry.get("pipeline", pipeline).exportable
+        if pipeline not in registry.components["pipeline"]:
+            return ()
+        cls = registry.get("pipeline", pipeline)
+        weights = tuple(getattr(cls, "zoo_weights", ()) or ())
+        return weights or (WEIGHTS if getattr(cls, "exportable", False) else ())
 
-    entry = do_export(run, dest, dtype.value, exportable)
+    entry = do_export(run, dest, dtype.value, weights_of=weights_of)
     size = entry["total_bytes"]
     typer.echo(f"exported {run} -> {dest}: {len(entry['files'])} files, {size / 2**20:.1f} MiB")
     if size > LIMIT_BYTES:
         typer.echo(
-            f"warning: {dest} is over {LIMIT_BYTES // 2**20} MiB; --dtype float16 halves V and M",
+            f"warning: {dest} is over {LIMIT_BYTES // 2**20} MiB; --dtype float16 halves "
+            "the weights",
             err=True,
         )

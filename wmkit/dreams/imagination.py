@@ -5,7 +5,8 @@ The paper's pipeline dreams with M from V's latent of a real frame (``wmkit.drea
 after observing a real first observation, then ``imagine``s step by step; ``predict`` gives
 each reached state's reward and the chance that it ends the episode, and ``decode`` what the
 world model believes the observation looks like. The run's own episodes provide the real
-first observations, so gap's dreams start where the agent's real episodes did.
+first observations, so gap's dreams start where the agent's real episodes did; a zoo entry
+ships the first observations of the run's first episodes instead.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from wmkit.dreams.rollout import DreamResult
 from wmkit.rollouts.agent import obs_to_tensor
 from wmkit.storage.rundir import RunDir
 from wmkit.storage.store import RolloutStore
+from wmkit.storage.zoo import start_observations_of
 
 # Actions for a batch of imagined states: features [B, F] -> actions [B, A].
 Actor = Callable[[torch.Tensor], torch.Tensor]
 
 
 def first_observations(run: RunDir, limit: int = 4096) -> np.ndarray:
-    """The first observation of each of the run's first ``limit`` stored episodes."""
+    """The first observation of each of the run's first ``limit`` stored episodes; for a zoo
+    entry, which ships no episodes, the first observations it ships."""
+    shipped = start_observations_of(run)
+    if shipped is not None:
+        return shipped[:limit]
     store = RolloutStore(run.rollouts)
     infos = store.infos()[:limit]
     if not infos:

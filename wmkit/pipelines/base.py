@@ -30,6 +30,8 @@ class BasePipeline:
     roles: ClassVar[dict[str, str]]
     record_last_frame: ClassVar[bool] = False
     exportable: ClassVar[bool] = False
+    # The checkpoints its trained agent consists of: what a zoo entry holds. Empty: none.
+    zoo_weights: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: PipelineOptions):
         self.options = options

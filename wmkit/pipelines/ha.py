@@ -100,6 +100,7 @@ class HaPipeline(BasePipeline):
     }
 
     exportable = True  # its agent is V, M and C: what a zoo entry holds
+    zoo_weights = ("vision", "memory", "controller")
 
     def stages(self, recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[str, Any]]]]:
         train_c = controller_trainer(recipe)

@@ -70,6 +70,10 @@ class OnlinePipeline(BasePipeline):
     # Episodes keep the observation after their last action: a world model trained on
     # whole transitions learns from it that the episode ended there.
     record_last_frame = True
+    # Its agent is the world model and the actor (saved as "controller"), the checkpoints
+    # train_online writes besides its resume checkpoint; a zoo entry holds those two.
+    exportable = True
+    zoo_weights = ("world_model", "controller")
 
     def stages(self, recipe: Recipe) -> list[tuple[str, Any]]:
         return [(name, stage) for name, stage in STAGES]
