@@ -31,8 +31,8 @@ import torch
 
 from wmkit.core.plugins import get_registry
 from wmkit.core.recipe import load_recipe
-from wmkit.pipelines.online import RESUME, _load_agent, _prefixed, build_agent_parts
 from wmkit.pipelines.runner import make_context
+from wmkit.rollouts.world_model_agent import RESUME, build_agent_parts, load_agent, prefixed
 from wmkit.storage import checkpoint
 from wmkit.storage.checkpoint import cpu_name
 from wmkit.storage.replay import Replay
@@ -45,8 +45,8 @@ def parts(recipe, registry, spec, tensors, estimator: str, entropy: float):
     recipe.optimizer.options.actor_grad = estimator
     recipe.optimizer.options.entropy = entropy
     world_model, actor, optimizer = build_agent_parts(recipe, registry, spec)
-    _load_agent(tensors, world_model, actor)
-    optimizer.load_state_dict(_prefixed(tensors, "optimizer."))
+    load_agent(tensors, world_model, actor)
+    optimizer.load_state_dict(prefixed(tensors, "optimizer."))
     return world_model.eval(), actor, optimizer
 
 
