@@ -11,8 +11,6 @@ from wmkit.core.plugins import get_registry
 from wmkit.core.recipe import EnvConfig
 from wmkit.rollouts.envs import make_env
 
-pytestmark = pytest.mark.isa  # make test runs these again with torch held to AVX2
-
 if ENV_ID not in gymnasium.registry:  # wmkit's make_env does this on first use
     gymnasium.register(ENV_ID, entry_point="wmkit_fastcar:FastCarRacing", max_episode_steps=1000)
 
