@@ -33,18 +33,16 @@ def export(
     optimizer state, with the recipe, dreams' start states, scores and checksums; 'wmkit
     eval/dream/gap --checkpoint DEST' then need nothing else."""
     from wmkit.core.plugins import get_registry
-    from wmkit.storage.zoo import LIMIT_BYTES, WEIGHTS
+    from wmkit.storage.zoo import LIMIT_BYTES
     from wmkit.storage.zoo import export as do_export
 
     def weights_of(pipeline: str) -> tuple[str, ...]:
-        """The checkpoints the pipeline's agent consists of (unknown pipelines: none). A
-        pipeline written before ``zoo_weights`` that says ``exportable`` holds V, M and C."""
+        """The checkpoints the pipeline's agent consists of (unknown pipelines: none)."""
         registry = get_registry(())
         if pipeline not in registry.components["pipeline"]:
             return ()
         cls = registry.get("pipeline", pipeline)
-        weights = tuple(getattr(cls, "zoo_weights", ()) or ())
-        return weights or (WEIGHTS if getattr(cls, "exportable", False) else ())
+        return tuple(getattr(cls, "zoo_weights", ()) or ())
 
     entry = do_export(run, dest, dtype.value, weights_of=weights_of)
     size = entry["total_bytes"]

@@ -487,8 +487,6 @@ class Pipeline(Protocol):
     # Episodes keep the observation after their last action (a world model trained on
     # whole transitions learns from it that the episode ended there).
     record_last_frame: ClassVar[bool]
-    # Whether a zoo entry can hold its trained agent (``wmkit export``).
-    exportable: ClassVar[bool]
     # The checkpoints (names under the run's ``checkpoints/``) its trained agent consists
     # of, which a zoo entry holds: V, M and C for ``ha``; the world model and the actor for
     # ``online``. A pipeline that names none cannot be exported.

@@ -29,7 +29,6 @@ class BasePipeline:
     Options: ClassVar[type[PipelineOptions]]
     roles: ClassVar[dict[str, str]]
     record_last_frame: ClassVar[bool] = False
-    exportable: ClassVar[bool] = False
     # The checkpoints its trained agent consists of: what a zoo entry holds. Empty: none.
     zoo_weights: ClassVar[tuple[str, ...]] = ()
 

@@ -99,7 +99,6 @@ class HaPipeline(BasePipeline):
         "executor": "local",
     }
 
-    exportable = True  # its agent is V, M and C: what a zoo entry holds
     zoo_weights = ("vision", "memory", "controller")
 
     def stages(self, recipe: Recipe) -> list[tuple[str, Callable[[StageContext], dict[str, Any]]]]:

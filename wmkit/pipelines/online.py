@@ -72,7 +72,6 @@ class OnlinePipeline(BasePipeline):
     record_last_frame = True
     # Its agent is the world model and the actor (saved as "controller"), the checkpoints
     # train_online writes besides its resume checkpoint; a zoo entry holds those two.
-    exportable = True
     zoo_weights = ("world_model", "controller")
 
     def stages(self, recipe: Recipe) -> list[tuple[str, Any]]:

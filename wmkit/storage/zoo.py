@@ -88,15 +88,13 @@ def export(
     run_root: Path,
     dest: Path,
     dtype: str = "float32",
-    exportable: Callable[[str], bool] | None = None,
     weights_of: Callable[[str], Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Write ``run_root``'s trained agent into the entry folder ``dest``. ``run_root`` may
     itself be an entry (verified first), so that a committed entry can be re-exported in
     float16 without its run's data. ``weights_of`` names the checkpoints a pipeline's agent
     consists of (empty: the pipeline's runs cannot be exported); the command asks the
-    pipeline itself (``Pipeline.zoo_weights``). Without it, ``exportable`` says whether the
-    agent is V, M and C, as before ``zoo_weights``."""
+    pipeline itself (``Pipeline.zoo_weights``). Without it, the agent is V, M and C."""
     import torch
 
     from wmkit.storage import checkpoint
@@ -109,10 +107,7 @@ def export(
     recipe_bytes = read_regular(run.recipe_path)
     recipe = _recipe(run.recipe_path, recipe_bytes)
     pipeline = pipeline_name(recipe)
-    if weights_of is not None:
-        weights = tuple(weights_of(pipeline))
-    else:
-        weights = WEIGHTS if exportable is None or exportable(pipeline) else ()
+    weights = WEIGHTS if weights_of is None else tuple(weights_of(pipeline))
     if not weights:
         raise WmkitError(
             f"{run_root}: pipeline {pipeline!r} names no checkpoints as its agent "
