@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.pipelines.test_online import TINY_ONLINE as TINY_CARTPOLE
 from wmkit.cli import app
 from wmkit.core.plugins import get_registry
 from wmkit.core.recipe import resolve_recipe
@@ -20,26 +21,8 @@ runner = CliRunner()
 
 # tests/pipelines/test_online.py's tiny CartPole run, shorter: 60 real steps, ratio 1.
 TINY_ONLINE = {
-    "name": "tiny_online",
-    "seed": 1,
-    "device": "cpu",
-    "workers": 0,
+    **TINY_CARTPOLE,
     "pipeline": {"name": "online", "env_steps": 60, "train_ratio": 1},
-    "env": {"id": "CartPole-v1"},
-    "collect": {"episodes": 3, "policy": "uniform"},
-    "world_model": {
-        "name": "rssm",
-        "deter": 16,
-        "stoch": 4,
-        "classes": 4,
-        "units": 16,
-        "layers": 1,
-        "batch_size": 4,
-        "seq_len": 8,
-    },
-    "controller": {"name": "actor", "distribution": "categorical", "units": 16, "layers": 1},
-    "optimizer": {"name": "actor_critic", "horizon": 4, "units": 16, "layers": 1, "bins": 15},
-    "eval": {"episodes": 2, "max_steps": 50},
 }
 
 
